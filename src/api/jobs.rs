@@ -1,0 +1,102 @@
+//! Jobs: list, show, cancel.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, AppPath, AppQuery, Problem};
+use crate::jobs::runner::CancelOutcome;
+use crate::jobs::{Job, JobId, JobStatus};
+use uuid::Uuid;
+use crate::state::AppState;
+use crate::store::JobQuery;
+
+/// Jobs per page when the caller does not say.
+const DEFAULT_PAGE: u32 = 50;
+/// The largest page.
+const MAX_PAGE: u32 = 200;
+/// How long a cancel waits for a running job to record its end before answering.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// Filters and paging of the job list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only jobs of this experiment kind.
+    pub kind: Option<String>,
+    /// Only jobs in this status.
+    #[param(inline)]
+    pub status: Option<JobStatus>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+    /// Jobs per page (1 to 200, default 50).
+    pub limit: Option<u32>,
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    /// The jobs.
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// Lists jobs, newest first, with optional kind and status filters and cursor paging.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, body = JobPage),
+              (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(State(state): State<AppState>, AppQuery(query): AppQuery<ListQuery>) -> Result<Json<JobPage>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request("limit", format!("must be between 1 and {MAX_PAGE}, got {limit}")));
+    }
+    let mut jobs = state
+        .store
+        .list_jobs(&JobQuery { kind: query.kind, status: query.status, before: query.cursor, limit: limit + 1 })
+        .await?;
+    let more = jobs.len() > limit as usize;
+    jobs.truncate(limit as usize);
+    let next_cursor = if more { jobs.last().map(|job| job.id) } else { None };
+    Ok(Json(JobPage { jobs, next_cursor }))
+}
+
+/// One job: status, parameters, progress, timestamps and, once finished, its report or error.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses((status = 200, body = Job),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn show(State(state): State<AppState>, AppPath(id): AppPath<JobId>) -> Result<Json<Job>, ApiError> {
+    state.store.get_job(id).await?.map(Json).ok_or_else(|| job_not_found(id))
+}
+
+/// Cancels a job: a queued one never starts; a running one is stopped (its work ends) and
+/// recorded `cancelled`. Answers with the job as it is then.
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses((status = 200, body = Job, description = "The job after the cancel (normally `cancelled`)"),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The job already ended")))]
+pub async fn cancel(State(state): State<AppState>, AppPath(id): AppPath<JobId>) -> Result<Json<Job>, ApiError> {
+    match state.runner.cancel(id, CANCEL_WAIT).await? {
+        CancelOutcome::NotFound => return Err(job_not_found(id)),
+        CancelOutcome::AlreadyFinished(status) => {
+            return Err(ApiError::conflict("status", format!("the job already ended: {}", status.as_str())));
+        }
+        CancelOutcome::NotHere => {
+            return Err(ApiError::conflict("id", "the job is running in another process; retry there"));
+        }
+        CancelOutcome::CancelledQueued | CancelOutcome::Stopping => {}
+    }
+    state.store.get_job(id).await?.map(Json).ok_or_else(|| job_not_found(id))
+}
+
+fn job_not_found(id: JobId) -> ApiError {
+    ApiError::not_found("id", format!("no job {id}"))
+}

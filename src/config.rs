@@ -1,0 +1,118 @@
+//! Every setting: command-line flags with `ASYNCLAB_*` environment fallbacks, their defaults,
+//! and the subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+/// The PostgreSQL database used when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/asynclab";
+
+/// asynclab: async I/O experiments as an HTTP service.
+#[derive(Debug, Parser)]
+#[command(name = "asynclab", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for `serve` when the subcommand is omitted.
+    #[command(flatten)]
+    pub serve: ServeConfig,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (the default).
+    Serve(ServeConfig),
+    /// Print the OpenAPI document (the committed openapi/openapi.json is its output).
+    Openapi,
+}
+
+/// Settings of the control plane.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on. Anything but loopback requires ASYNCLAB_TOKEN.
+    #[arg(long, env = "ASYNCLAB_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// PostgreSQL URL of the job store; the database is created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: SecretString,
+
+    /// Connections in the job store's pool.
+    #[arg(long, env = "ASYNCLAB_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=256))]
+    pub db_max_connections: u32,
+
+    /// Jobs running at once; more wait in the queue (in the store, so a restart loses none).
+    #[arg(long, env = "ASYNCLAB_MAX_RUNNING_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_running_jobs: u32,
+
+    /// Jobs allowed to wait in the queue; launches beyond it get 429.
+    #[arg(long, env = "ASYNCLAB_MAX_QUEUED_JOBS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queued_jobs: u64,
+
+    /// Directory for job sandboxes and other local files.
+    #[arg(long, env = "ASYNCLAB_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// A job's time limit when the launch does not give `timeout_ms`.
+    #[arg(long, env = "ASYNCLAB_DEFAULT_JOB_TIMEOUT_MS", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub default_job_timeout_ms: u64,
+
+    /// The longest time limit a launch may ask for.
+    #[arg(long, env = "ASYNCLAB_MAX_JOB_TIMEOUT_MS", default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_job_timeout_ms: u64,
+
+    /// How long shutdown waits for jobs to be recorded and streams to end.
+    #[arg(long, env = "ASYNCLAB_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// Hosts experiments may connect to besides loopback (comma-separated names or IPs).
+    #[arg(long, env = "ASYNCLAB_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
+    /// Bearer token required on every route but /healthz; mandatory when binding off loopback.
+    #[arg(long, env = "ASYNCLAB_TOKEN", hide_env_values = true)]
+    pub token: Option<SecretString>,
+}
+
+impl ServeConfig {
+    /// The shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// A database URL with any password replaced, for logs.
+pub fn redacted_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redacted_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redacted_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,181 @@
+//! The experiments: one module per kind, each implementing [`Experiment`], and the single
+//! registry that wires every kind to its route, its OpenAPI schema and the catalogue.
+
+pub mod http_fanout;
+pub mod structured_concurrency;
+
+use std::future::Future;
+use std::sync::LazyLock;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use utoipa::{PartialSchema, ToSchema};
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::jobs::JobError;
+use crate::jobs::context::JobContext;
+use crate::state::Services;
+use crate::validation::{FieldErrors, Validate};
+
+/// One kind of experiment.
+pub trait Experiment: Send + Sync + 'static {
+    /// The kind's name in URLs and job records, e.g. `http-fanout`.
+    const KIND: &'static str;
+    /// One line saying what the experiment shows.
+    const SUMMARY: &'static str;
+    /// The parameters a launch accepts; unknown fields are refused.
+    type Params: DeserializeOwned + Serialize + ToSchema + Validate + Send + 'static;
+    /// What a successful run reports.
+    type Report: Serialize + ToSchema + Send + 'static;
+
+    /// Parameters that make a good first run, shown in the catalogue.
+    fn example() -> Self::Params;
+
+    /// Checks parameters against this server's configuration (allowlists, limits) at launch,
+    /// beyond what [`Validate`] can see.
+    fn admit(_params: &Self::Params, _services: &Services, _errors: &mut FieldErrors) {}
+
+    /// Whether the services the experiment needs are configured.
+    fn availability(_services: &Services) -> Availability {
+        Availability::Available
+    }
+
+    /// Runs the experiment. Dropping the future must stop all of its work: spawn into a
+    /// `JoinSet`, never detach.
+    fn run(
+        ctx: JobContext,
+        params: Self::Params,
+    ) -> impl Future<Output = Result<Self::Report, ExperimentError>> + Send;
+}
+
+/// Whether an experiment can run on this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// Everything it needs is configured.
+    Available,
+    /// It needs a service that is not configured; the text says which setting provides it.
+    Unavailable(String),
+}
+
+/// Why an experiment failed, in categories a report or a script can branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// An operation did not finish in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A peer could not be reached.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// A peer answered something unexpected.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A service the experiment needs is missing.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The experiment refused a target or resource at run time (e.g. a host outside the allowlist).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Something inside the experiment went wrong.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ExperimentError {
+    /// The error as stored on the job.
+    pub fn to_job_error(&self) -> JobError {
+        let kind = match self {
+            ExperimentError::Timeout(_) => "timeout",
+            ExperimentError::Connect(_) => "connect",
+            ExperimentError::Protocol(_) => "protocol",
+            ExperimentError::Unavailable(_) => "unavailable",
+            ExperimentError::Refused(_) => "refused",
+            ExperimentError::Internal(_) => "internal",
+        };
+        JobError { kind: kind.into(), message: self.to_string() }
+    }
+}
+
+/// A kind as the registry holds it: its metadata and its type-erased entry points.
+pub struct ExperimentEntry {
+    /// The kind's name.
+    pub kind: &'static str,
+    /// One line saying what it shows.
+    pub summary: &'static str,
+    /// Parameters for a good first run, as JSON.
+    pub example: fn() -> Value,
+    /// Whether it can run here.
+    pub availability: fn(&Services) -> Availability,
+    /// Parses and validates parameters; returns them normalised (defaults filled in).
+    pub prepare: fn(Value, &Services) -> Result<Value, FieldErrors>,
+    /// Runs with parameters `prepare` accepted; returns the report as JSON.
+    pub run: fn(JobContext, Value) -> BoxFuture<'static, Result<Value, ExperimentError>>,
+    /// The parameter schema's component name.
+    pub params_schema_name: fn() -> String,
+    /// The report schema's component name.
+    pub report_schema_name: fn() -> String,
+    /// The parameter schema, self-contained.
+    pub params_schema: fn() -> RefOr<Schema>,
+    /// Adds the parameter and report schemas (and what they reference) to an OpenAPI component list.
+    pub schemas: fn(&mut Vec<(String, RefOr<Schema>)>),
+}
+
+fn entry<E: Experiment>() -> ExperimentEntry {
+    ExperimentEntry {
+        kind: E::KIND,
+        summary: E::SUMMARY,
+        example: || serde_json::to_value(E::example()).expect("example parameters serialize"),
+        availability: E::availability,
+        prepare: prepare::<E>,
+        run: |ctx, params| {
+            async move {
+                let params: E::Params = serde_json::from_value(params)
+                    .map_err(|error| ExperimentError::Internal(format!("stored parameters unreadable: {error}")))?;
+                let report = E::run(ctx, params).await?;
+                serde_json::to_value(report)
+                    .map_err(|error| ExperimentError::Internal(format!("report unserializable: {error}")))
+            }
+            .boxed()
+        },
+        params_schema_name: || E::Params::name().into_owned(),
+        report_schema_name: || E::Report::name().into_owned(),
+        params_schema: E::Params::schema,
+        schemas: |schemas| {
+            schemas.push((E::Params::name().into_owned(), E::Params::schema()));
+            E::Params::schemas(schemas);
+            schemas.push((E::Report::name().into_owned(), E::Report::schema()));
+            E::Report::schemas(schemas);
+        },
+    }
+}
+
+fn prepare<E: Experiment>(raw: Value, services: &Services) -> Result<Value, FieldErrors> {
+    let params: E::Params = serde_path_to_error::deserialize(raw).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { "body".to_string() } else { path };
+        FieldErrors::single(field, error.into_inner().to_string())
+    })?;
+    let mut errors = FieldErrors::default();
+    params.validate(&mut errors);
+    if errors.0.is_empty() {
+        E::admit(&params, services, &mut errors);
+    }
+    errors.into_result()?;
+    serde_json::to_value(params).map_err(|error| FieldErrors::single("body", error.to_string()))
+}
+
+static REGISTRY: LazyLock<Vec<ExperimentEntry>> = LazyLock::new(|| {
+    vec![entry::<http_fanout::HttpFanout>(), entry::<structured_concurrency::StructuredConcurrency>()]
+});
+
+/// Every experiment kind, in catalogue order.
+pub fn registry() -> &'static [ExperimentEntry] {
+    &REGISTRY
+}
+
+/// The entry for `kind`, if there is such a kind.
+pub fn find(kind: &str) -> Option<&'static ExperimentEntry> {
+    registry().iter().find(|entry| entry.kind == kind)
+}

@@ -1,0 +1,146 @@
+//! Building the application (store, bus, runner, listener) and running it until a shutdown
+//! signal, then stopping in order: refuse new jobs, interrupt running ones and record that,
+//! close event streams, flush events, close the pool.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ServeConfig, redacted_url};
+use crate::jobs::events::EventBus;
+use crate::jobs::recovery;
+use crate::jobs::runner::Runner;
+use crate::outbound::OutboundPolicy;
+use crate::state::{AppState, Services};
+use crate::store::JobStore;
+use crate::store::postgres::PgJobStore;
+use crate::targets::TargetStats;
+use crate::targets::listener::CountingListener;
+
+/// A built application with its listener bound (port 0 picks a free port).
+pub struct Application {
+    listener: CountingListener,
+    address: SocketAddr,
+    state: AppState,
+    pool: sqlx::PgPool,
+}
+
+impl Application {
+    /// Connects the store, repairs what a dead process left, starts the runner and binds.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        if !config.bind.ip().is_loopback() && config.token.is_none() {
+            bail!(
+                "refusing to listen on {} without a token: set ASYNCLAB_TOKEN (or --token), or bind a loopback address",
+                config.bind
+            );
+        }
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+        let database_url = config.database_url.expose_secret().to_string();
+        let store = PgJobStore::connect(&database_url, config.db_max_connections).await?;
+        tracing::info!(database = %redacted_url(&database_url), "job store: PostgreSQL");
+        let pool = store.pool().clone();
+        let store: Arc<dyn JobStore> = Arc::new(store);
+        recovery::repair(store.as_ref()).await.context("cannot repair jobs left running")?;
+
+        let stopping = CancellationToken::new();
+        let bus = EventBus::start(store.clone(), &TaskTracker::new(), stopping.clone());
+        let services = Arc::new(Services { outbound: OutboundPolicy::new(config.allow_hosts.clone()) });
+        let runner = Runner::new(
+            store.clone(),
+            bus.clone(),
+            services.clone(),
+            config.max_running_jobs as usize,
+            config.data_dir.clone(),
+            stopping.child_token(),
+        );
+        runner.start();
+
+        let target_stats = Arc::new(TargetStats::default());
+        let listener = TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
+        let address = listener.local_addr()?;
+        let state = AppState {
+            store,
+            bus,
+            runner,
+            services,
+            config: Arc::new(config),
+            target_stats: target_stats.clone(),
+            stopping,
+            streams: TaskTracker::new(),
+            streams_closing: CancellationToken::new(),
+        };
+        Ok(Application { listener: CountingListener::new(listener, target_stats), address, state, pool })
+    }
+
+    /// The address the server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops gracefully within the configured grace.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application { listener, address, state, pool } = self;
+        let grace = state.config.shutdown_grace();
+        let stop_accepting = CancellationToken::new();
+        let server = tokio::spawn(
+            axum::serve(listener, crate::api::router(state.clone()))
+                .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+                .into_future(),
+        );
+        tracing::info!(%address, "asynclab listening");
+        shutdown.await;
+        tracing::info!("shutting down");
+        state.stopping.cancel();
+        stop_accepting.cancel();
+        if !state.runner.stop(grace).await {
+            tracing::warn!("jobs did not stop within the grace period");
+        }
+        state.streams_closing.cancel();
+        state.streams.close();
+        let _ = tokio::time::timeout(grace, state.streams.wait()).await;
+        match tokio::time::timeout(grace, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
+            Ok(Err(error)) => tracing::error!(%error, "server task failed"),
+            Err(_) => tracing::warn!("connections still open after the grace period"),
+        }
+        state.bus.shutdown().await;
+        pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,83 @@
+//! Latency histograms and the summaries experiments report.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The longest latency a histogram records exactly: one hour, in microseconds. Longer values
+/// are clamped to it (no experiment's time limit is longer).
+const MAX_TRACKABLE_MICROS: u64 = 3_600_000_000;
+/// Three significant digits: 0.1% resolution at every magnitude, in bounded memory.
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// A new latency histogram in microseconds, its memory fixed whatever is recorded.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKABLE_MICROS, SIGNIFICANT_DIGITS)
+        .expect("histogram bounds are valid constants")
+}
+
+/// Percentiles of a latency distribution, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LatencySummary {
+    /// How many samples the summary covers.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// The largest sample.
+    pub max_ms: f64,
+    /// Arithmetic mean.
+    pub mean_ms: f64,
+}
+
+impl LatencySummary {
+    /// Summarises a histogram recorded in microseconds.
+    pub fn from_micros(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return LatencySummary::default();
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        LatencySummary {
+            count: histogram.len(),
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p90_ms: ms(histogram.value_at_quantile(0.90)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            p999_ms: ms(histogram.value_at_quantile(0.999)),
+            max_ms: ms(histogram.max()),
+            mean_ms: histogram.mean() / 1000.0,
+        }
+    }
+}
+
+/// Milliseconds in a duration, with sub-millisecond precision, for reports.
+pub fn millis(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_reads_percentiles_in_milliseconds() {
+        let mut histogram = latency_histogram();
+        for micros in 1..=1000 {
+            histogram.record(micros * 1000).unwrap();
+        }
+        let summary = LatencySummary::from_micros(&histogram);
+        assert_eq!(summary.count, 1000);
+        assert!((summary.p50_ms - 500.0).abs() <= 1.0, "{summary:?}");
+        assert!((summary.p99_ms - 990.0).abs() <= 1.0, "{summary:?}");
+        assert!((summary.max_ms - 1000.0).abs() <= 1.0, "{summary:?}");
+    }
+
+    #[test]
+    fn empty_histogram_summarises_to_zeroes() {
+        assert_eq!(LatencySummary::from_micros(&latency_histogram()), LatencySummary::default());
+    }
+}
