@@ -124,8 +124,11 @@ impl ApiError {
             ApiError::Unauthorized => (
                 "unauthorized",
                 "Unauthorized",
-                Vec::new(),
-                Some("send Authorization: Bearer <ASYNCLAB_TOKEN>".to_string()),
+                vec![FieldError {
+                    field: "Authorization".into(),
+                    reason: "missing or wrong bearer token: send Authorization: Bearer <ASYNCLAB_TOKEN>".into(),
+                }],
+                None,
             ),
             ApiError::PayloadTooLarge(limit) => (
                 "payload-too-large",

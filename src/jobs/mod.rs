@@ -8,7 +8,7 @@ pub mod events;
 pub mod recovery;
 pub mod runner;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -179,9 +179,10 @@ pub struct PendingEvent {
 }
 
 impl PendingEvent {
-    /// An event produced now.
+    /// An event produced now. The time is cut to microseconds, the precision stores keep, so a
+    /// live event and its stored copy are identical.
     pub fn now(kind: EventKind, data: Value) -> Self {
-        PendingEvent { at: Utc::now(), kind, data }
+        PendingEvent { at: Utc::now().trunc_subsecs(6), kind, data }
     }
 
     /// A status event for `status`, carrying the error when there is one.

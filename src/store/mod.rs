@@ -2,6 +2,7 @@
 //! names a database.
 
 pub mod postgres;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use serde_json::Value;

@@ -1,0 +1,296 @@
+//! Starting the application for a test, talking to it, and reading its event streams.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use asynclab::config::{Cli, ServeConfig};
+use asynclab::startup::Application;
+use asynclab::state::AppState;
+use asynclab::targets::listener::CountingListener;
+use asynclab::targets::{TargetStats, TargetStatsSnapshot};
+use clap::Parser;
+use futures_util::StreamExt;
+use serde_json::Value;
+use sqlx::migrate::MigrateDatabase;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The PostgreSQL server tests use (override with TEST_DATABASE_SERVER).
+fn database_server() -> String {
+    std::env::var("TEST_DATABASE_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database of its own for one test, dropped when the value is.
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// A new, not yet created, database name (the application creates it).
+    pub fn new() -> Self {
+        let name = format!("asynclab_test_{}", uuid::Uuid::new_v4().simple());
+        TestDatabase { url: format!("{}/{name}", database_server()) }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        // Dropping needs async I/O; do it on a thread of its own so it works inside a runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let _ = sqlx::Postgres::force_drop_database(&url).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A running application.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// A client for it.
+    pub client: reqwest::Client,
+    /// The application's state (store, runner…).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Kept alive while the app runs.
+    pub data_dir: PathBuf,
+}
+
+/// Settings for a test app: its own data dir, port 0, the given database.
+pub fn test_config(database_url: &str, extra: &[&str]) -> ServeConfig {
+    let data_dir = std::env::temp_dir().join(format!("asynclab-test-{}", uuid::Uuid::new_v4().simple()));
+    let mut args = vec![
+        "asynclab".to_string(),
+        "--bind".into(),
+        "127.0.0.1:0".into(),
+        "--database-url".into(),
+        database_url.into(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--shutdown-grace-ms".into(),
+        "5000".into(),
+    ];
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    Cli::try_parse_from(args).expect("test arguments parse").serve
+}
+
+impl TestApp {
+    /// Starts an app on `database` with extra command-line flags.
+    pub async fn start(database: &TestDatabase, extra: &[&str]) -> TestApp {
+        let config = test_config(&database.url, extra);
+        let data_dir = config.data_dir.clone();
+        let application = Application::build(config).await.expect("application builds");
+        let address = format!("http://{}", application.address());
+        let state = application.state().clone();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(application.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            state,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            data_dir,
+        }
+    }
+
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// POSTs `body` to `/experiments/{kind}`.
+    pub async fn launch(&self, kind: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(&format!("/experiments/{kind}"))).json(body).send().await.expect("launch request")
+    }
+
+    /// Launches and returns the accepted job's id.
+    pub async fn launch_ok(&self, kind: &str, body: &Value) -> String {
+        let response = self.launch(kind, body).await;
+        assert_eq!(response.status(), 202, "launch answered {:?}", response.text().await);
+        let job: Value = response.json().await.expect("job json");
+        job["id"].as_str().expect("job id").to_string()
+    }
+
+    /// GET `path` as JSON, asserting 200.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("json body")
+    }
+
+    /// The job as the API shows it.
+    pub async fn job(&self, id: &str) -> Value {
+        self.get_json(&format!("/jobs/{id}")).await
+    }
+
+    /// Polls until the job's status satisfies `done` (at most 60 s).
+    pub async fn wait_for(&self, id: &str, done: impl Fn(&str) -> bool) -> Value {
+        for _ in 0..6000 {
+            let job = self.job(id).await;
+            if done(job["status"].as_str().unwrap_or_default()) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job {id} never reached the awaited status");
+    }
+
+    /// Polls until the job has ended.
+    pub async fn wait_until_ended(&self, id: &str) -> Value {
+        self.wait_for(id, |status| !matches!(status, "queued" | "running")).await
+    }
+
+    /// Opens the job's event stream, resuming after `last_event_id` when given.
+    pub async fn open_events(&self, id: &str, last_event_id: Option<i64>) -> SseReader {
+        let mut request = self.client.get(self.url(&format!("/jobs/{id}/events")));
+        if let Some(last) = last_event_id {
+            request = request.header("Last-Event-ID", last.to_string());
+        }
+        let response = request.send().await.expect("events request");
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        SseReader { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
+    /// Reads the job's whole event stream (after `last_event_id`) up to its `end` event.
+    pub async fn all_events(&self, id: &str, last_event_id: Option<i64>) -> Vec<SseEvent> {
+        let mut reader = self.open_events(id, last_event_id).await;
+        let mut events = Vec::new();
+        while let Some(event) = reader.next().await {
+            let end = event.event == "end";
+            events.push(event);
+            if end {
+                break;
+            }
+        }
+        events
+    }
+
+    /// Stops the app gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    async fn stop_in_place(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stops cleanly");
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    /// `id:`, when present.
+    pub id: Option<i64>,
+    /// `event:` (`message` when absent).
+    pub event: String,
+    /// `data:` parsed as JSON.
+    pub data: Value,
+}
+
+/// Parses an event stream as it arrives.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    /// The next event, or `None` when the stream ends (10 s without one fails the test).
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = parse_block(&block) {
+                    return Some(event);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next()).await.expect("an event within 10 s");
+            match chunk {
+                Some(Ok(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Some(Err(error)) => panic!("event stream broke: {error}"),
+                None => return None,
+            }
+        }
+    }
+}
+
+fn parse_block(block: &str) -> Option<SseEvent> {
+    let mut id = None;
+    let mut event = "message".to_string();
+    let mut data = String::new();
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("id:") {
+            id = value.trim().parse().ok();
+        } else if let Some(value) = line.strip_prefix("event:") {
+            event = value.trim().to_string();
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push_str(value.trim_start());
+        }
+    }
+    if data.is_empty() {
+        return None; // a keep-alive comment
+    }
+    Some(SseEvent { id, event, data: serde_json::from_str(&data).expect("event data is JSON") })
+}
+
+/// A built-in HTTP target on its own port, so its counters see only the test's traffic.
+pub struct TestTarget {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    stats: Arc<TargetStats>,
+    server: JoinHandle<()>,
+}
+
+impl TestTarget {
+    /// Starts a target server.
+    pub async fn start() -> TestTarget {
+        let stats = Arc::new(TargetStats::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let router: axum::Router = axum::Router::new().nest("/targets", asynclab::targets::http::router(stats.clone()));
+        let listener = CountingListener::new(listener, stats.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("target serves");
+        });
+        TestTarget { address, stats, server }
+    }
+
+    /// The target's counters now.
+    pub fn stats(&self) -> TargetStatsSnapshot {
+        self.stats.snapshot()
+    }
+}
+
+impl Drop for TestTarget {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Asserts a problem+json response with `status` that names `field`; returns the body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, field: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["status"], status);
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&field), "expected field {field} in {body}");
+    body
+}
