@@ -8,9 +8,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-/// The PostgreSQL database used when `DATABASE_URL` is not set.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/asynclab";
-
 /// asynclab: async I/O experiments as an HTTP service.
 #[derive(Debug, Parser)]
 #[command(name = "asynclab", version, about, args_conflicts_with_subcommands = true)]
@@ -39,11 +36,12 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// PostgreSQL URL of the job store; the database is created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: SecretString,
+    /// Job store: postgres://… for PostgreSQL (the database is created if missing) or
+    /// sqlite://FILE; unset, a SQLite file at DATA_DIR/asynclab.db.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretString>,
 
-    /// Connections in the job store's pool.
+    /// Connections in the PostgreSQL job store's pool.
     #[arg(long, env = "ASYNCLAB_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=256))]
     pub db_max_connections: u32,
 
@@ -55,7 +53,7 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_MAX_QUEUED_JOBS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_jobs: u64,
 
-    /// Directory for job sandboxes and other local files.
+    /// Directory for the SQLite job store, job sandboxes and other local files.
     #[arg(long, env = "ASYNCLAB_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 

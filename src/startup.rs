@@ -12,14 +12,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ServeConfig, redacted_url};
+use crate::config::ServeConfig;
 use crate::jobs::events::EventBus;
 use crate::jobs::recovery;
 use crate::jobs::runner::Runner;
 use crate::outbound::OutboundPolicy;
 use crate::state::{AppState, Services};
-use crate::store::JobStore;
-use crate::store::postgres::PgJobStore;
+use crate::store::StoreLocation;
 use crate::targets::TargetStats;
 use crate::targets::listener::CountingListener;
 
@@ -28,7 +27,6 @@ pub struct Application {
     listener: CountingListener,
     address: SocketAddr,
     state: AppState,
-    pool: sqlx::PgPool,
 }
 
 impl Application {
@@ -42,11 +40,8 @@ impl Application {
         }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
-        let database_url = config.database_url.expose_secret().to_string();
-        let store = PgJobStore::connect(&database_url, config.db_max_connections).await?;
-        tracing::info!(database = %redacted_url(&database_url), "job store: PostgreSQL");
-        let pool = store.pool().clone();
-        let store: Arc<dyn JobStore> = Arc::new(store);
+        let database_url = config.database_url.as_ref().map(|url| url.expose_secret().to_string());
+        let store = StoreLocation::from_url(database_url.as_deref(), &config.data_dir)?.open(config.db_max_connections).await?;
         recovery::repair(store.as_ref()).await.context("cannot repair jobs left running")?;
 
         let stopping = CancellationToken::new();
@@ -76,7 +71,7 @@ impl Application {
             streams: TaskTracker::new(),
             streams_closing: CancellationToken::new(),
         };
-        Ok(Application { listener: CountingListener::new(listener, target_stats), address, state, pool })
+        Ok(Application { listener: CountingListener::new(listener, target_stats), address, state })
     }
 
     /// The address the server listens on.
@@ -91,7 +86,7 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops gracefully within the configured grace.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, address, state, pool } = self;
+        let Application { listener, address, state } = self;
         let grace = state.config.shutdown_grace();
         let stop_accepting = CancellationToken::new();
         let server = tokio::spawn(
@@ -117,7 +112,7 @@ impl Application {
             Err(_) => tracing::warn!("connections still open after the grace period"),
         }
         state.bus.shutdown().await;
-        pool.close().await;
+        state.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

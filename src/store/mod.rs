@@ -1,9 +1,14 @@
 //! Persistence of jobs and their events behind one trait, so the rest of the code never
-//! names a database.
+//! names a database: PostgreSQL for teams and production, an embedded SQLite file when no
+//! database is configured.
 
 pub mod postgres;
 pub mod sqlite;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::bail;
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -67,6 +72,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Closes the store's connections, waiting for those in use.
+    async fn close(&self);
+
     /// Inserts a queued job and its first `status` event (seq 1), or returns the job an earlier
     /// insert with the same idempotency key created.
     async fn insert_job(&self, job: NewJob) -> Result<Inserted, StoreError>;
@@ -106,9 +114,79 @@ pub trait JobStore: Send + Sync + 'static {
     async fn events_after(&self, id: JobId, after: i64, limit: u32) -> Result<Vec<JobEvent>, StoreError>;
 }
 
+/// The SQLite file used when no database URL is configured.
+pub const DEFAULT_SQLITE_FILE: &str = "asynclab.db";
+
+/// Which store a database URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A PostgreSQL server (`postgres://` or `postgresql://`).
+    Postgres(String),
+    /// A SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl StoreLocation {
+    /// PostgreSQL for `postgres://…`, SQLite for `sqlite://path` or when `database_url` is unset
+    /// (then `<data_dir>/asynclab.db`).
+    pub fn from_url(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        let Some(url) = database_url.map(str::trim).filter(|url| !url.is_empty()) else {
+            return Ok(StoreLocation::Sqlite(data_dir.join(DEFAULT_SQLITE_FILE)));
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreLocation::Postgres(url.to_string()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                bail!("DATABASE_URL sqlite: needs a file path, e.g. sqlite://./data/asynclab.db");
+            }
+            return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
+        }
+        bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite://")
+    }
+
+    /// Opens the store, creating the database or file when missing and migrating it.
+    pub async fn open(&self, max_connections: u32) -> anyhow::Result<Arc<dyn JobStore>> {
+        Ok(match self {
+            StoreLocation::Postgres(url) => {
+                let store = postgres::PgJobStore::connect(url, max_connections).await?;
+                tracing::info!(database = %crate::config::redacted_url(url), "job store: PostgreSQL");
+                Arc::new(store)
+            }
+            StoreLocation::Sqlite(path) => {
+                let store = sqlite::SqliteJobStore::open(path).await?;
+                tracing::info!(file = %path.display(), "job store: SQLite (set DATABASE_URL=postgres://… for PostgreSQL)");
+                Arc::new(store)
+            }
+        })
+    }
+}
+
 /// The first event of every job.
 pub fn queued_event() -> PendingEvent {
     PendingEvent::status(JobStatus::Queued, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_the_store() {
+        let data = Path::new("/var/lib/asynclab");
+        assert_eq!(StoreLocation::from_url(None, data).unwrap(), StoreLocation::Sqlite(data.join("asynclab.db")));
+        assert_eq!(StoreLocation::from_url(Some(""), data).unwrap(), StoreLocation::Sqlite(data.join("asynclab.db")));
+        assert_eq!(
+            StoreLocation::from_url(Some("postgres://u@h/db"), data).unwrap(),
+            StoreLocation::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(
+            StoreLocation::from_url(Some("sqlite:///tmp/x.db"), data).unwrap(),
+            StoreLocation::Sqlite(PathBuf::from("/tmp/x.db"))
+        );
+        assert!(StoreLocation::from_url(Some("mysql://h/db"), data).is_err());
+    }
 }
 
 /// The last progress snapshot of each job among `events`, to keep `job.progress` current.

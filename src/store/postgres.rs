@@ -47,11 +47,6 @@ impl PgJobStore {
         sqlx::migrate!("./migrations").run(&pool).await.context("cannot migrate the database")?;
         Ok(PgJobStore { pool })
     }
-
-    /// The pool, to close it on shutdown.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
 fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
@@ -130,6 +125,10 @@ impl JobStore for PgJobStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("select 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn insert_job(&self, job: NewJob) -> Result<Inserted, StoreError> {

@@ -94,12 +94,6 @@ impl SqliteJobStore {
             .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
         Ok(SqliteJobStore { writer, reader })
     }
-
-    /// Closes both pools, waiting for connections in use to be returned.
-    pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
-    }
 }
 
 /// A timestamp as stored: RFC 3339 in UTC with exactly six fractional digits (truncated, as
@@ -214,6 +208,11 @@ async fn append_next_event(
 
 #[async_trait]
 impl JobStore for SqliteJobStore {
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("select 1").execute(&self.reader).await?;
         Ok(())

@@ -2,11 +2,10 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDatabase, assert_problem};
+use crate::helpers::{Backend, TestApp, TestDatabase, assert_problem};
 
-#[tokio::test]
-async fn caller_mistakes_name_the_field_and_the_reason() {
-    let database = TestDatabase::new();
+async fn caller_mistakes_name_the_field_and_the_reason(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let hello = app.url("/targets/hello/{i}");
 
@@ -60,9 +59,8 @@ async fn caller_mistakes_name_the_field_and_the_reason() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_body_sent_as_a_form_by_curl_is_still_read_as_json() {
-    let database = TestDatabase::new();
+async fn a_body_sent_as_a_form_by_curl_is_still_read_as_json(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let body = r#"{"mode":"settled","tasks":[{"name":"a","delay_ms":1}]}"#;
     let response = app
@@ -77,9 +75,8 @@ async fn a_body_sent_as_a_form_by_curl_is_still_read_as_json() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn health_and_readiness_answer() {
-    let database = TestDatabase::new();
+async fn health_and_readiness_answer(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     assert_eq!(app.get_json("/healthz").await["status"], "ok");
     let ready = app.get_json("/readyz").await;
@@ -96,18 +93,16 @@ async fn health_and_readiness_answer() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn binding_off_loopback_without_a_token_refuses_to_start() {
-    let database = TestDatabase::new();
+async fn binding_off_loopback_without_a_token_refuses_to_start(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let mut config = crate::helpers::test_config(&database.url, &[]);
     config.bind = "0.0.0.0:0".parse().unwrap();
     let error = asynclab::startup::Application::build(config).await.err().expect("refused");
     assert!(error.to_string().contains("ASYNCLAB_TOKEN"), "{error}");
 }
 
-#[tokio::test]
-async fn a_token_guards_every_route_but_healthz() {
-    let database = TestDatabase::new();
+async fn a_token_guards_every_route_but_healthz(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &["--token", "s3cret-token"]).await;
     assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
     assert_problem(app.client.get(app.url("/jobs")).send().await.unwrap(), 401, "Authorization").await;
@@ -117,3 +112,11 @@ async fn a_token_guards_every_route_but_healthz() {
     assert_eq!(right.status(), 200);
     app.stop().await;
 }
+
+crate::both_stores!(
+    caller_mistakes_name_the_field_and_the_reason,
+    a_body_sent_as_a_form_by_curl_is_still_read_as_json,
+    health_and_readiness_answer,
+    binding_off_loopback_without_a_token_refuses_to_start,
+    a_token_guards_every_route_but_healthz,
+);

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDatabase};
+use crate::helpers::{Backend, TestApp, TestDatabase};
 
 /// Twenty tasks settling 40 ms apart: a job that emits events for about a second.
 fn staggered_tasks() -> serde_json::Value {
@@ -10,9 +10,8 @@ fn staggered_tasks() -> serde_json::Value {
     json!({"mode": "settled", "tasks": tasks})
 }
 
-#[tokio::test]
-async fn resuming_mid_job_with_last_event_id_yields_exactly_the_missing_events() {
-    let database = TestDatabase::new();
+async fn resuming_mid_job_with_last_event_id_yields_exactly_the_missing_events(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let id = app.launch_ok("structured-concurrency", &staggered_tasks()).await;
 
@@ -39,9 +38,8 @@ async fn resuming_mid_job_with_last_event_id_yields_exactly_the_missing_events()
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_finished_jobs_stream_replays_and_ends_at_once() {
-    let database = TestDatabase::new();
+async fn a_finished_jobs_stream_replays_and_ends_at_once(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let id = app.launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 1}]})).await;
     app.wait_until_ended(&id).await;
@@ -55,9 +53,8 @@ async fn a_finished_jobs_stream_replays_and_ends_at_once() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_stream_opened_on_a_queued_job_follows_it_to_the_end() {
-    let database = TestDatabase::new();
+async fn a_stream_opened_on_a_queued_job_follows_it_to_the_end(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &["--max-running-jobs", "1"]).await;
     let blocker = app.launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "b", "delay_ms": 60000}]})).await;
     app.wait_for(&blocker, |status| status == "running").await;
@@ -77,3 +74,28 @@ async fn a_stream_opened_on_a_queued_job_follows_it_to_the_end() {
     assert_eq!(statuses, ["running", "succeeded"]);
     app.stop().await;
 }
+
+async fn many_jobs_emitting_at_once_lose_no_events(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    let app = TestApp::start(&database, &["--max-running-jobs", "16"]).await;
+    let tasks: Vec<_> = (0..50).map(|i| json!({"name": format!("t{i}"), "delay_ms": i % 7})).collect();
+    let params = json!({"mode": "settled", "tasks": tasks});
+    let launches = (0..16).map(|_| app.launch_ok("structured-concurrency", &params));
+    let ids = futures_util::future::join_all(launches).await;
+    for id in &ids {
+        let job = app.wait_until_ended(id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let events = app.all_events(id, None).await;
+        let seqs: Vec<i64> = events.iter().filter_map(|event| event.id).collect();
+        // queued, running, 50 starts, 50 settles, result, succeeded
+        assert_eq!(seqs, (1..=104).collect::<Vec<_>>(), "job {id}");
+    }
+    app.stop().await;
+}
+
+crate::both_stores!(
+    many_jobs_emitting_at_once_lose_no_events,
+    resuming_mid_job_with_last_event_id_yields_exactly_the_missing_events,
+    a_finished_jobs_stream_replays_and_ends_at_once,
+    a_stream_opened_on_a_queued_job_follows_it_to_the_end,
+);

@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDatabase, TestTarget};
+use crate::helpers::{Backend, TestApp, TestDatabase, TestTarget};
 
-#[tokio::test]
-async fn max_connections_is_never_exceeded() {
-    let database = TestDatabase::new();
+async fn max_connections_is_never_exceeded(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let target = TestTarget::start().await;
     let url = format!("{}/targets/delay/0-2?seed={{i}}", target.address);
@@ -23,9 +22,8 @@ async fn max_connections_is_never_exceeded() {
     assert_eq!(job["result"]["connections_opened"], 5);
 }
 
-#[tokio::test]
-async fn a_url_list_cycles_and_counts_statuses_and_errors() {
-    let database = TestDatabase::new();
+async fn a_url_list_cycles_and_counts_statuses_and_errors(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let target = TestTarget::start().await;
     let closed_port = {
@@ -46,9 +44,8 @@ async fn a_url_list_cycles_and_counts_statuses_and_errors() {
     assert_eq!(report["requests"], 9);
 }
 
-#[tokio::test]
-async fn max_per_second_spaces_request_starts() {
-    let database = TestDatabase::new();
+async fn max_per_second_spaces_request_starts(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let target = TestTarget::start().await;
     let url = format!("{}/targets/hello/{{i}}", target.address);
@@ -59,9 +56,8 @@ async fn max_per_second_spaces_request_starts() {
     assert_eq!(job["result"]["status_counts"]["200"], 11);
 }
 
-#[tokio::test]
-async fn request_timeouts_are_counted_as_such() {
-    let database = TestDatabase::new();
+async fn request_timeouts_are_counted_as_such(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let target = TestTarget::start().await;
     let url = format!("{}/targets/delay/2000", target.address);
@@ -71,9 +67,8 @@ async fn request_timeouts_are_counted_as_such() {
     assert_eq!(job["result"]["responses"], 0);
 }
 
-#[tokio::test]
-async fn cancelling_a_running_fanout_stops_its_requests() {
-    let database = TestDatabase::new();
+async fn cancelling_a_running_fanout_stops_its_requests(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let target = TestTarget::start().await;
     let url = format!("{}/targets/delay/5?seed={{i}}", target.address);
@@ -95,3 +90,11 @@ async fn cancelling_a_running_fanout_stops_its_requests() {
     assert_eq!(events.last().unwrap().data["status"], "cancelled");
     app.stop().await;
 }
+
+crate::both_stores!(
+    max_connections_is_never_exceeded,
+    a_url_list_cycles_and_counts_statuses_and_errors,
+    max_per_second_spaces_request_starts,
+    request_timeouts_are_counted_as_such,
+    cancelling_a_running_fanout_stops_its_requests,
+);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use asynclab::config::{Cli, ServeConfig};
 use asynclab::startup::Application;
 use asynclab::state::AppState;
+use asynclab::store::{JobStore, StoreLocation};
 use asynclab::targets::listener::CountingListener;
 use asynclab::targets::{TargetStats, TargetStatsSnapshot};
 use clap::Parser;
@@ -21,22 +22,68 @@ fn database_server() -> String {
     std::env::var("TEST_DATABASE_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// The job stores every API test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The PostgreSQL server.
+    Postgres,
+    /// An embedded SQLite file.
+    Sqlite,
+}
+
+/// Generates, for each named `async fn(Backend)`, one test per store: `postgres::NAME` and
+/// `sqlite::NAME`.
+#[macro_export]
+macro_rules! both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test($crate::helpers::Backend::Postgres).await
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test($crate::helpers::Backend::Sqlite).await
+            })*
+        }
+    };
+}
+
 /// A database of its own for one test, dropped when the value is.
 pub struct TestDatabase {
     /// Its URL.
     pub url: String,
+    backend: Backend,
+    /// The SQLite file's directory.
+    directory: PathBuf,
 }
 
 impl TestDatabase {
-    /// A new, not yet created, database name (the application creates it).
-    pub fn new() -> Self {
+    /// A new, not yet created, database (the application creates it).
+    pub fn new(backend: Backend) -> Self {
         let name = format!("asynclab_test_{}", uuid::Uuid::new_v4().simple());
-        TestDatabase { url: format!("{}/{name}", database_server()) }
+        let directory = std::env::temp_dir().join(&name);
+        let url = match backend {
+            Backend::Postgres => format!("{}/{name}", database_server()),
+            Backend::Sqlite => format!("sqlite://{}", directory.join("asynclab.db").display()),
+        };
+        TestDatabase { url, backend, directory }
+    }
+
+    /// Opens the store directly, as another process would.
+    pub async fn open_store(&self) -> Arc<dyn JobStore> {
+        StoreLocation::from_url(Some(&self.url), &self.directory).unwrap().open(2).await.expect("store opens")
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if self.backend == Backend::Sqlite {
+            let _ = std::fs::remove_dir_all(&self.directory);
+            return;
+        }
         let url = self.url.clone();
         // Dropping needs async I/O; do it on a thread of its own so it works inside a runtime.
         let _ = std::thread::spawn(move || {

@@ -2,11 +2,10 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDatabase, assert_problem};
+use crate::helpers::{Backend, TestApp, TestDatabase, assert_problem};
 
-#[tokio::test]
-async fn a_repeated_key_returns_the_same_job() {
-    let database = TestDatabase::new();
+async fn a_repeated_key_returns_the_same_job(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let params = json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 1}]});
     let launch = |params: serde_json::Value| {
@@ -31,9 +30,8 @@ async fn a_repeated_key_returns_the_same_job() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_launches_with_one_key_create_one_job() {
-    let database = TestDatabase::new();
+async fn concurrent_launches_with_one_key_create_one_job(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let params = json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 1}]});
     let launches = (0..8).map(|_| {
@@ -50,3 +48,8 @@ async fn concurrent_launches_with_one_key_create_one_job() {
     assert_eq!(ids.len(), 1);
     app.stop().await;
 }
+
+crate::both_stores!(
+    a_repeated_key_returns_the_same_job,
+    concurrent_launches_with_one_key_create_one_job,
+);

@@ -2,11 +2,10 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDatabase};
+use crate::helpers::{Backend, TestApp, TestDatabase};
 
-#[tokio::test]
-async fn fanout_runs_from_launch_to_stored_report() {
-    let database = TestDatabase::new();
+async fn fanout_runs_from_launch_to_stored_report(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let url = app.url("/targets/hello/{i}");
     let response = app.launch("http-fanout", &json!({"url": url, "count": 2000, "max_connections": 8})).await;
@@ -43,9 +42,8 @@ async fn fanout_runs_from_launch_to_stored_report() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn structured_concurrency_reports_each_task_and_its_transitions() {
-    let database = TestDatabase::new();
+async fn structured_concurrency_reports_each_task_and_its_transitions(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let id = app
         .launch_ok(
@@ -80,9 +78,8 @@ async fn structured_concurrency_reports_each_task_and_its_transitions() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_job_past_its_time_limit_fails_with_the_reason() {
-    let database = TestDatabase::new();
+async fn a_job_past_its_time_limit_fails_with_the_reason(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let response = app
         .client
@@ -101,9 +98,8 @@ async fn a_job_past_its_time_limit_fails_with_the_reason() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn jobs_beyond_the_running_limit_wait_in_the_queue() {
-    let database = TestDatabase::new();
+async fn jobs_beyond_the_running_limit_wait_in_the_queue(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &["--max-running-jobs", "1"]).await;
     let long = json!({"mode": "settled", "tasks": [{"name": "t", "delay_ms": 60000}]});
     let first = app.launch_ok("structured-concurrency", &long).await;
@@ -121,9 +117,8 @@ async fn jobs_beyond_the_running_limit_wait_in_the_queue() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_full_queue_answers_429_with_retry_after() {
-    let database = TestDatabase::new();
+async fn a_full_queue_answers_429_with_retry_after(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &["--max-running-jobs", "1", "--max-queued-jobs", "1"]).await;
     let long = json!({"mode": "settled", "tasks": [{"name": "t", "delay_ms": 60000}]});
     let running = app.launch_ok("structured-concurrency", &long).await;
@@ -136,9 +131,8 @@ async fn a_full_queue_answers_429_with_retry_after() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn listing_filters_and_pages_newest_first() {
-    let database = TestDatabase::new();
+async fn listing_filters_and_pages_newest_first(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let quick = json!({"mode": "settled", "tasks": [{"name": "t", "delay_ms": 0}]});
     let mut ids = Vec::new();
@@ -167,9 +161,8 @@ async fn listing_filters_and_pages_newest_first() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn shutdown_interrupts_running_jobs_and_ends_their_streams() {
-    let database = TestDatabase::new();
+async fn shutdown_interrupts_running_jobs_and_ends_their_streams(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let id = app.launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "t", "delay_ms": 60000}]})).await;
     app.wait_for(&id, |status| status == "running").await;
@@ -183,7 +176,17 @@ async fn shutdown_interrupts_running_jobs_and_ends_their_streams() {
     assert_eq!(last.event, "end");
     assert_eq!(last.data["status"], "interrupted");
     shutdown.await.unwrap();
-    let store = asynclab::store::postgres::PgJobStore::connect(&database.url, 2).await.unwrap();
-    let job = asynclab::store::JobStore::get_job(&store, id.parse().unwrap()).await.unwrap().unwrap();
+    let store = database.open_store().await;
+    let job = store.get_job(id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(job.status.as_str(), "interrupted");
 }
+
+crate::both_stores!(
+    fanout_runs_from_launch_to_stored_report,
+    structured_concurrency_reports_each_task_and_its_transitions,
+    a_job_past_its_time_limit_fails_with_the_reason,
+    jobs_beyond_the_running_limit_wait_in_the_queue,
+    a_full_queue_answers_429_with_retry_after,
+    listing_filters_and_pages_newest_first,
+    shutdown_interrupts_running_jobs_and_ends_their_streams,
+);

@@ -1,6 +1,6 @@
 //! The committed OpenAPI document matches the code.
 
-use crate::helpers::{TestApp, TestDatabase};
+use crate::helpers::{Backend, TestApp, TestDatabase};
 
 #[test]
 fn the_committed_openapi_document_is_current() {
@@ -12,9 +12,8 @@ fn the_committed_openapi_document_is_current() {
     );
 }
 
-#[tokio::test]
-async fn the_served_document_is_the_generated_one() {
-    let database = TestDatabase::new();
+async fn the_served_document_is_the_generated_one(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let served = app.get_json("/openapi.json").await;
     let generated = serde_json::to_value(asynclab::api::openapi()).unwrap();
@@ -27,3 +26,7 @@ async fn the_served_document_is_the_generated_one() {
     }
     app.stop().await;
 }
+
+crate::both_stores!(
+    the_served_document_is_the_generated_one,
+);

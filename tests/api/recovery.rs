@@ -1,11 +1,10 @@
 //! Restarts: jobs a dead process left running become interrupted, queued ones run.
 
 use asynclab::jobs::JobStatus;
-use asynclab::store::postgres::PgJobStore;
-use asynclab::store::{JobStore, NewJob};
+use asynclab::store::NewJob;
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDatabase};
+use crate::helpers::{Backend, TestApp, TestDatabase};
 
 fn new_job(params: serde_json::Value) -> NewJob {
     NewJob {
@@ -17,17 +16,16 @@ fn new_job(params: serde_json::Value) -> NewJob {
     }
 }
 
-#[tokio::test]
-async fn a_restart_interrupts_jobs_left_running_and_runs_queued_ones() {
-    let database = TestDatabase::new();
+async fn a_restart_interrupts_jobs_left_running_and_runs_queued_ones(backend: Backend) {
+    let database = TestDatabase::new(backend);
     // A process that claimed a job and died: the row says running, nothing runs it.
-    let store = PgJobStore::connect(&database.url, 2).await.unwrap();
+    let store = database.open_store().await;
     let params = json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 1}]});
     let orphan = store.insert_job(new_job(params.clone())).await.unwrap().job;
     let (claimed, _) = store.claim_next().await.unwrap().unwrap();
     assert_eq!(claimed.id, orphan.id);
     let waiting = store.insert_job(new_job(params)).await.unwrap().job;
-    store.pool().close().await;
+    store.close().await;
 
     let app = TestApp::start(&database, &[]).await;
     let orphan_id = orphan.id.to_string();
@@ -44,9 +42,8 @@ async fn a_restart_interrupts_jobs_left_running_and_runs_queued_ones() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn stored_results_and_events_survive_a_restart() {
-    let database = TestDatabase::new();
+async fn stored_results_and_events_survive_a_restart(backend: Backend) {
+    let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let id = app.launch_ok("structured-concurrency", &json!({"mode": "join_all", "tasks": [{"name": "a", "delay_ms": 1}]})).await;
     app.wait_until_ended(&id).await;
@@ -62,3 +59,8 @@ async fn stored_results_and_events_survive_a_restart() {
     assert_eq!(job.status, JobStatus::Succeeded);
     app.stop().await;
 }
+
+crate::both_stores!(
+    a_restart_interrupts_jobs_left_running_and_runs_queued_ones,
+    stored_results_and_events_survive_a_restart,
+);
