@@ -81,9 +81,25 @@ pub enum ExperimentError {
     /// Something inside the experiment went wrong.
     #[error("{0}")]
     Internal(String),
+    /// The run completed but missed thresholds the caller set; the report is kept.
+    #[error("thresholds missed: {}", missed.join("; "))]
+    ThresholdsMissed {
+        /// Each missed threshold, e.g. `p99_ms: 12.3 > 10`.
+        missed: Vec<String>,
+        /// The full report, stored as the job's result.
+        report: Value,
+    },
 }
 
 impl ExperimentError {
+    /// The report to keep although the job failed, if any.
+    pub fn report(&self) -> Option<&Value> {
+        match self {
+            ExperimentError::ThresholdsMissed { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
     /// The error as stored on the job.
     pub fn to_job_error(&self) -> JobError {
         let kind = match self {
@@ -93,6 +109,7 @@ impl ExperimentError {
             ExperimentError::Unavailable(_) => "unavailable",
             ExperimentError::Refused(_) => "refused",
             ExperimentError::Internal(_) => "internal",
+            ExperimentError::ThresholdsMissed { .. } => "thresholds",
         };
         JobError { kind: kind.into(), message: self.to_string() }
     }

@@ -271,7 +271,11 @@ impl Inner {
                 joined = &mut experiment => {
                     return match joined {
                         Ok(Ok(report)) => Outcome { status: JobStatus::Succeeded, result: Some(report), error: None },
-                        Ok(Err(error)) => Outcome { status: JobStatus::Failed, result: None, error: Some(error.to_job_error()) },
+                        Ok(Err(error)) => Outcome {
+                            status: JobStatus::Failed,
+                            result: error.report().cloned(),
+                            error: Some(error.to_job_error()),
+                        },
                         Err(join_error) if join_error.is_panic() => {
                             Outcome::failed("panic", format!("the experiment panicked: {}", panic_message(join_error.into_panic())))
                         }

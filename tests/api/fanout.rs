@@ -91,7 +91,41 @@ async fn cancelling_a_running_fanout_stops_its_requests(backend: Backend) {
     app.stop().await;
 }
 
+async fn missed_thresholds_fail_the_job_and_keep_the_report(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    let app = TestApp::start(&database, &[]).await;
+    let target = TestTarget::start().await;
+    let url = format!("{}/targets/delay/5", target.address);
+    let strict = json!({"url": url, "count": 20, "max_connections": 4,
+                        "thresholds": {"p99_ms": 1.0, "error_rate": 0.0, "min_rps": 1.0}});
+    let job = app.wait_until_ended(&app.launch_ok("http-fanout", &strict).await).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["kind"], "thresholds");
+    assert!(job["error"]["message"].as_str().unwrap().starts_with("thresholds missed: p99_ms: "), "{job}");
+    let verdicts: Vec<(&str, bool)> = job["result"]["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(verdicts, [("p99_ms", false), ("error_rate", true), ("min_rps", true)]);
+    assert_eq!(job["result"]["status_counts"]["200"], 20);
+
+    let lenient = json!({"url": url, "count": 20, "max_connections": 4, "thresholds": {"p99_ms": 10000.0}});
+    let job = app.wait_until_ended(&app.launch_ok("http-fanout", &lenient).await).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["result"]["thresholds"][0]["passed"], true);
+
+    let failing_statuses = json!({"url": format!("{}/targets/status/500", target.address), "count": 10,
+                                  "thresholds": {"error_rate": 0.5}});
+    let job = app.wait_until_ended(&app.launch_ok("http-fanout", &failing_statuses).await).await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["result"]["error_rate"], 1.0);
+    app.stop().await;
+}
+
 crate::both_stores!(
+    missed_thresholds_fail_the_job_and_keep_the_report,
     max_connections_is_never_exceeded,
     a_url_list_cycles_and_counts_statuses_and_errors,
     max_per_second_spaces_request_starts,

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod params;
 pub mod plan;
 pub mod tally;
+pub mod thresholds;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use self::connection::{Connection, FailureKind};
 use self::params::{FanoutParams, HttpMethod, check_url};
 use self::plan::FanoutPlan;
 use self::tally::SharedTally;
+use self::thresholds::{Observed, ThresholdResult, describe_missed};
 use super::{Experiment, ExperimentError};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::state::Services;
@@ -60,6 +62,11 @@ pub struct FanoutReport {
     pub max_connections: u32,
     /// Response body bytes received.
     pub body_bytes: u64,
+    /// Failed requests (transport errors and statuses ≥ 400) over all requests.
+    pub error_rate: f64,
+    /// Each threshold given, with the observed value and whether it passed.
+    #[schema(inline)]
+    pub thresholds: Vec<ThresholdResult>,
 }
 
 /// A live snapshot, published a few times per second.
@@ -129,6 +136,7 @@ impl Experiment for HttpFanout {
             concurrency: None,
             max_per_second: None,
             timeout_ms: 10_000,
+            thresholds: None,
         }
     }
 
@@ -189,7 +197,20 @@ impl Experiment for HttpFanout {
             }
         }
         ctx.progress(progress(&fanout, started, last)).await;
-        Ok(report(&fanout, started.elapsed(), params.max_connections))
+        let mut report = report(&fanout, started.elapsed(), params.max_connections);
+        if let Some(thresholds) = &params.thresholds {
+            report.thresholds = thresholds.evaluate(&Observed {
+                latency: &report.latency,
+                error_rate: report.error_rate,
+                achieved_rps: report.achieved_rps,
+            });
+            let missed = describe_missed(&report.thresholds);
+            if !missed.is_empty() {
+                let report = serde_json::to_value(&report).map_err(|error| ExperimentError::Internal(error.to_string()))?;
+                return Err(ExperimentError::ThresholdsMissed { missed, report });
+            }
+        }
+        Ok(report)
     }
 }
 
@@ -276,6 +297,7 @@ fn report(fanout: &Fanout, elapsed: Duration, max_connections: u32) -> FanoutRep
     let tally = fanout.tally.merged();
     let responses: u64 = tally.statuses.values().sum();
     let requests = responses + tally.error_count();
+    let failed_statuses: u64 = tally.statuses.iter().filter(|(status, _)| **status >= 400).map(|(_, count)| count).sum();
     FanoutReport {
         requests,
         responses,
@@ -287,6 +309,8 @@ fn report(fanout: &Fanout, elapsed: Duration, max_connections: u32) -> FanoutRep
         connections_opened: fanout.tally.connections_opened.load(Ordering::Relaxed),
         max_connections,
         body_bytes: tally.body_bytes,
+        error_rate: if requests == 0 { 0.0 } else { (tally.error_count() + failed_statuses) as f64 / requests as f64 },
+        thresholds: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use utoipa::ToSchema;
 
+use super::thresholds::Thresholds;
 use crate::validation::{FieldErrors, Validate};
 
 /// The most requests one job may send.
@@ -78,6 +79,10 @@ pub struct FanoutParams {
     /// Time limit for one request, from connecting to the last body byte (1 to 600,000 ms).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Limits the run must meet, or the job fails with reason `thresholds` (the report is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    pub thresholds: Option<Thresholds>,
 }
 
 fn default_max_connections() -> u32 {
@@ -154,6 +159,9 @@ impl Validate for FanoutParams {
             );
         }
         errors.range("timeout_ms", self.timeout_ms, 1, MAX_TIMEOUT_MS);
+        if let Some(thresholds) = &self.thresholds {
+            thresholds.validate(errors);
+        }
     }
 }
 
