@@ -27,6 +27,8 @@ pub enum Command {
     Serve(ServeConfig),
     /// Print the OpenAPI document (the committed openapi/openapi.json is its output).
     Openapi,
+    /// Run only the built-in load target: the HTTP endpoints and a TCP echo server.
+    Target(crate::targets::standalone::TargetConfig),
 }
 
 /// Settings of the control plane.

@@ -1,10 +1,13 @@
 //! Built-in load targets, so experiments that need a peer work with nothing else installed.
 //!
 //! `http` serves the `/targets` endpoints; `listener` counts the connections a server accepts
-//! (the proof that a fan-out kept to its connection cap).
+//! (the proof that a fan-out kept to its connection cap); `echo` is a TCP echo server;
+//! `standalone` runs the HTTP target and the echo server as `asynclab target`.
 
+pub mod echo;
 pub mod http;
 pub mod listener;
+pub mod standalone;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -10,3 +10,4 @@ mod idempotency;
 mod lifecycle;
 mod openapi;
 mod recovery;
+mod target;
