@@ -23,16 +23,24 @@ pub struct LatencySummary {
     pub count: u64,
     /// Median.
     pub p50_ms: f64,
+    /// 75th percentile.
+    pub p75_ms: f64,
     /// 90th percentile.
     pub p90_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
     /// 99.9th percentile.
     pub p999_ms: f64,
+    /// 99.99th percentile.
+    pub p9999_ms: f64,
     /// The largest sample.
     pub max_ms: f64,
     /// Arithmetic mean.
     pub mean_ms: f64,
+    /// Standard deviation.
+    pub stdev_ms: f64,
 }
 
 impl LatencySummary {
@@ -45,13 +53,40 @@ impl LatencySummary {
         LatencySummary {
             count: histogram.len(),
             p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p75_ms: ms(histogram.value_at_quantile(0.75)),
             p90_ms: ms(histogram.value_at_quantile(0.90)),
+            p95_ms: ms(histogram.value_at_quantile(0.95)),
             p99_ms: ms(histogram.value_at_quantile(0.99)),
             p999_ms: ms(histogram.value_at_quantile(0.999)),
+            p9999_ms: ms(histogram.value_at_quantile(0.9999)),
             max_ms: ms(histogram.max()),
             mean_ms: histogram.mean() / 1000.0,
+            stdev_ms: histogram.stdev() / 1000.0,
         }
     }
+}
+
+/// One bucket of a latency histogram with logarithmic bucket widths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HistogramBucket {
+    /// The bucket's upper bound, in milliseconds.
+    pub le_ms: f64,
+    /// Samples in the bucket (above the previous bucket's bound, at most this one's).
+    pub count: u64,
+}
+
+/// A histogram recorded in microseconds as buckets doubling in width from 0.1 ms, for charts.
+pub fn log_buckets(histogram: &Histogram<u64>) -> Vec<HistogramBucket> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    histogram
+        .iter_log(100, 2.0)
+        .map(|bucket| HistogramBucket {
+            le_ms: (bucket.value_iterated_to() + 1) as f64 / 1000.0,
+            count: bucket.count_since_last_iteration(),
+        })
+        .collect()
 }
 
 /// Milliseconds in a duration, with sub-millisecond precision, for reports.
@@ -74,6 +109,18 @@ mod tests {
         assert!((summary.p50_ms - 500.0).abs() <= 1.0, "{summary:?}");
         assert!((summary.p99_ms - 990.0).abs() <= 1.0, "{summary:?}");
         assert!((summary.max_ms - 1000.0).abs() <= 1.0, "{summary:?}");
+    }
+
+    #[test]
+    fn log_buckets_cover_every_sample() {
+        let mut histogram = latency_histogram();
+        for micros in [50, 150, 150, 900, 5_000] {
+            histogram.record(micros).unwrap();
+        }
+        let buckets = log_buckets(&histogram);
+        assert_eq!(buckets.iter().map(|bucket| bucket.count).sum::<u64>(), 5);
+        assert_eq!(buckets[0], HistogramBucket { le_ms: 0.1, count: 1 });
+        assert!(buckets.windows(2).all(|pair| pair[1].le_ms > pair[0].le_ms));
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum FailureKind {
     ConnectRefused,
     /// Connecting failed otherwise.
     Connect,
+    /// Connecting took longer than `connect_timeout_ms`.
+    ConnectTimeout,
+    /// An open-model arrival waited longer than `pool_timeout_ms` for a free connection.
+    PoolTimeout,
     /// The request did not finish within its time limit.
     Timeout,
     /// The server closed the connection before the response was complete.
@@ -35,6 +39,8 @@ impl FailureKind {
         match self {
             FailureKind::ConnectRefused => "connect_refused",
             FailureKind::Connect => "connect",
+            FailureKind::ConnectTimeout => "connect_timeout",
+            FailureKind::PoolTimeout => "pool_timeout",
             FailureKind::Timeout => "timeout",
             FailureKind::ConnectionClosed => "connection_closed",
             FailureKind::Protocol => "protocol",

@@ -19,6 +19,10 @@ pub const MAX_CONCURRENCY: u32 = 65_536;
 pub const MAX_PER_SECOND: f64 = 1_000_000.0;
 /// The longest per-request time limit.
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
+/// The longest run by duration: a day.
+pub const MAX_DURATION_MS: u64 = 86_400_000;
+/// The most steps a ramp may have.
+pub const MAX_RAMP_STEPS: usize = 100;
 
 /// The HTTP method of every request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -53,17 +57,33 @@ impl HttpMethod {
     }
 }
 
-/// Parameters of an `http-fanout` run. Give `url` with `count`, or `urls`.
+/// One stage of an open-model ramp.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RampStep {
+    /// Arrivals per second during the step (0 pauses).
+    pub rate: f64,
+    /// How long the step lasts.
+    pub duration_ms: u64,
+}
+
+/// Parameters of an `http-fanout` run. Give `url` with `count` or `duration_ms`, or `urls`.
+/// Without `rate` or `ramp` the load model is closed (each worker sends its next request when
+/// the previous one is answered); with them it is open (requests arrive on a fixed schedule
+/// whatever the server does, and latency is measured from each request's intended start).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FanoutParams {
     /// A URL template: `{i}` in its path or query becomes the request's index (0, 1, 2, …).
     #[schema(example = "http://127.0.0.1:8080/targets/hello/{i}")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// How many requests to send (1 to 100,000,000). Required with `url`; with `urls` it
-    /// defaults to their number and cycles through them.
+    /// How many requests to send (1 to 100,000,000; closed model). With `urls` it defaults to
+    /// their number and cycles through them; with `duration_ms` it is an upper bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
     /// Explicit URLs (1 to 10,000), requested in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
     /// The method of every request.
     #[serde(default)]
@@ -72,10 +92,35 @@ pub struct FanoutParams {
     /// The most connections open at once (1 to 4096); never exceeded.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
-    /// The most requests in flight at once (aiometer's `max_at_once`); defaults to `max_connections`.
+    /// The most requests in flight at once (aiometer's `max_at_once`); defaults to
+    /// `max_connections`. Over HTTP/1.1 at most `max_connections` are in flight anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
-    /// The most requests started per second (aiometer's `max_per_second`), spread evenly.
+    /// The most requests started per second (aiometer's `max_per_second`), spread evenly (closed model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_per_second: Option<f64>,
+    /// How long to send (closed model: stop starting requests after it; open model: the
+    /// schedule's length with `rate`). Up to a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Open model: requests arriving per second, evenly spaced, for `duration_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Open model: consecutive stages of constant arrival rate, instead of `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    pub ramp: Option<Vec<RampStep>>,
+    /// Open model: how long an arrival may wait for a free connection; past it the request is
+    /// not sent and counted as `pool_timeout`. Unset, arrivals wait while the backlog (as long
+    /// as `concurrency`) has room; arrivals finding it full are counted as `dropped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_timeout_ms: Option<u64>,
+    /// Time limit for opening a connection (defaults to `timeout_ms`); counted as `connect_timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    /// Reuse connections (true) or open one per request and send `Connection: close` (false).
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive: bool,
     /// Time limit for one request, from connecting to the last body byte (1 to 600,000 ms).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -93,15 +138,37 @@ fn default_timeout_ms() -> u64 {
     10_000
 }
 
+fn default_keep_alive() -> bool {
+    true
+}
+
 impl FanoutParams {
-    /// The number of requests to send.
-    pub fn request_count(&self) -> u64 {
-        self.count.or(self.urls.as_ref().map(|urls| urls.len() as u64)).unwrap_or(0)
+    /// Whether requests follow a schedule (open model) rather than answers (closed model).
+    pub fn is_open_model(&self) -> bool {
+        self.rate.is_some() || self.ramp.is_some()
     }
 
-    /// The effective in-flight limit.
-    pub fn in_flight_limit(&self) -> u32 {
-        self.concurrency.unwrap_or(self.max_connections)
+    /// The open model's stages: `ramp`, or one stage of `rate` for `duration_ms`.
+    pub fn stages(&self) -> Vec<RampStep> {
+        match (&self.ramp, self.rate) {
+            (Some(ramp), _) => ramp.clone(),
+            (None, Some(rate)) => vec![RampStep { rate, duration_ms: self.duration_ms.unwrap_or(0) }],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The closed model's request cap: `count`, or the number of `urls` unless a duration bounds the run.
+    pub fn request_cap(&self) -> Option<u64> {
+        match (self.count, &self.urls, self.duration_ms) {
+            (Some(count), _, _) => Some(count),
+            (None, Some(urls), None) => Some(urls.len() as u64),
+            _ => None,
+        }
+    }
+
+    /// Workers, each owning at most one connection: requests in flight never exceed this.
+    pub fn workers(&self) -> u32 {
+        self.concurrency.map_or(self.max_connections, |concurrency| concurrency.min(self.max_connections))
     }
 }
 
@@ -125,9 +192,8 @@ impl Validate for FanoutParams {
             (Some(_), Some(_)) => errors.add("urls", "give either url or urls, not both"),
             (None, None) => errors.add("url", "required unless urls is given"),
             (Some(template), None) => {
-                match self.count {
-                    None => errors.add("count", "required with url"),
-                    Some(count) => errors.range("count", count, 1, MAX_COUNT),
+                if self.count.is_none() && self.duration_ms.is_none() && !self.is_open_model() {
+                    errors.add("count", "required with url unless duration_ms, rate or ramp is given");
                 }
                 validate_template(template, errors);
             }
@@ -137,9 +203,6 @@ impl Validate for FanoutParams {
                     "urls",
                     format!("must hold between 1 and {MAX_URLS} URLs, got {}", urls.len()),
                 );
-                if let Some(count) = self.count {
-                    errors.range("count", count, 1, MAX_COUNT);
-                }
                 for (index, raw) in urls.iter().enumerate() {
                     if let Err(reason) = check_url(raw) {
                         errors.add(format!("urls[{index}]"), reason);
@@ -147,6 +210,13 @@ impl Validate for FanoutParams {
                 }
             }
         }
+        if let Some(count) = self.count {
+            errors.range("count", count, 1, MAX_COUNT);
+        }
+        if let Some(duration) = self.duration_ms {
+            errors.range("duration_ms", duration, 1, MAX_DURATION_MS);
+        }
+        self.validate_open_model(errors);
         errors.range("max_connections", self.max_connections, 1, MAX_CONNECTIONS);
         if let Some(concurrency) = self.concurrency {
             errors.range("concurrency", concurrency, 1, MAX_CONCURRENCY);
@@ -159,8 +229,49 @@ impl Validate for FanoutParams {
             );
         }
         errors.range("timeout_ms", self.timeout_ms, 1, MAX_TIMEOUT_MS);
+        if let Some(connect) = self.connect_timeout_ms {
+            errors.range("connect_timeout_ms", connect, 1, MAX_TIMEOUT_MS);
+        }
         if let Some(thresholds) = &self.thresholds {
             thresholds.validate(errors);
+        }
+    }
+}
+
+impl FanoutParams {
+    fn validate_open_model(&self, errors: &mut FieldErrors) {
+        let valid_rate = |rate: f64| rate.is_finite() && (0.0..=MAX_PER_SECOND).contains(&rate);
+        if let Some(rate) = self.rate {
+            errors.check(valid_rate(rate) && rate > 0.0, "rate", format!("must be above 0 and at most {MAX_PER_SECOND}, got {rate}"));
+            errors.check(self.duration_ms.is_some(), "duration_ms", "required with rate");
+            errors.check(self.ramp.is_none(), "ramp", "give either rate or ramp, not both");
+        }
+        if let Some(ramp) = &self.ramp {
+            errors.check(
+                (1..=MAX_RAMP_STEPS).contains(&ramp.len()),
+                "ramp",
+                format!("must hold between 1 and {MAX_RAMP_STEPS} steps, got {}", ramp.len()),
+            );
+            for (index, step) in ramp.iter().enumerate() {
+                errors.check(valid_rate(step.rate), format!("ramp[{index}].rate"), format!("must be between 0 and {MAX_PER_SECOND}"));
+                errors.range(&format!("ramp[{index}].duration_ms"), step.duration_ms, 1, MAX_DURATION_MS);
+            }
+            errors.check(self.duration_ms.is_none(), "duration_ms", "the ramp's steps give the duration");
+        }
+        if self.is_open_model() {
+            errors.check(self.count.is_none(), "count", "not used by the open model: the schedule sets the count");
+            errors.check(self.max_per_second.is_none(), "max_per_second", "not used by the open model: rate sets the pace");
+            let arrivals: f64 = self.stages().iter().map(|step| step.rate * step.duration_ms as f64 / 1000.0).sum();
+            errors.check(
+                arrivals <= MAX_COUNT as f64,
+                "rate",
+                format!("the schedule has {arrivals:.0} requests, more than {MAX_COUNT}"),
+            );
+        } else {
+            errors.check(self.pool_timeout_ms.is_none(), "pool_timeout_ms", "only the open model waits for connections");
+        }
+        if let Some(wait) = self.pool_timeout_ms {
+            errors.range("pool_timeout_ms", wait, 1, MAX_TIMEOUT_MS);
         }
     }
 }
@@ -194,6 +305,7 @@ mod tests {
     #[test]
     fn a_template_needs_a_count_and_http() {
         assert_eq!(fields(&params(serde_json::json!({"url": "http://127.0.0.1/{i}"}))), ["count"]);
+        assert!(fields(&params(serde_json::json!({"url": "http://127.0.0.1/{i}", "duration_ms": 500}))).is_empty());
         assert_eq!(fields(&params(serde_json::json!({"url": "ftp://127.0.0.1/{i}", "count": 1}))), ["url"]);
         assert_eq!(fields(&params(serde_json::json!({"url": "http://h{i}.local/", "count": 2}))), ["url"]);
         assert!(fields(&params(serde_json::json!({"url": "http://127.0.0.1/{i}", "count": 5}))).is_empty());
@@ -211,6 +323,21 @@ mod tests {
     #[test]
     fn urls_default_the_count() {
         let list = params(serde_json::json!({"urls": ["http://127.0.0.1/a", "http://127.0.0.1/b"]}));
-        assert_eq!(list.request_count(), 2);
+        assert_eq!(list.request_cap(), Some(2));
+        let timed = params(serde_json::json!({"urls": ["http://127.0.0.1/a"], "duration_ms": 100}));
+        assert_eq!(timed.request_cap(), None);
+    }
+
+    #[test]
+    fn the_open_model_needs_a_schedule_and_refuses_closed_settings() {
+        let open = params(serde_json::json!({"url": "http://127.0.0.1/", "rate": 100.0}));
+        assert_eq!(fields(&open), ["duration_ms"]);
+        let mixed = params(serde_json::json!({"url": "http://127.0.0.1/", "rate": 100.0, "duration_ms": 10,
+                                              "count": 5, "max_per_second": 3.0}));
+        assert_eq!(fields(&mixed), ["count", "max_per_second"]);
+        let ramp = params(serde_json::json!({"url": "http://127.0.0.1/", "ramp": [{"rate": 10.0, "duration_ms": 0}]}));
+        assert_eq!(fields(&ramp), ["ramp[0].duration_ms"]);
+        let closed = params(serde_json::json!({"url": "http://127.0.0.1/", "count": 1, "pool_timeout_ms": 5}));
+        assert_eq!(fields(&closed), ["pool_timeout_ms"]);
     }
 }

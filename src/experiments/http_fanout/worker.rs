@@ -1,0 +1,175 @@
+//! The workers: each owns at most one connection and sends one request at a time, taking the
+//! next request from the feed — a shared counter in the closed model, the scheduler's queue in
+//! the open model.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::Request;
+use tokio::sync::{Mutex, mpsc};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::connection::{self, Connection, FailureKind};
+use super::plan::FanoutPlan;
+use super::schedule::Pacing;
+use super::tally::{Measured, SharedTally};
+
+/// A request to send: its number and when it was meant to start.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The request's number, for the plan.
+    pub index: u64,
+    /// When it was meant to start; latency is measured from here.
+    pub intended: Instant,
+}
+
+/// Where workers take requests from.
+pub enum Feed {
+    /// The next request as soon as a worker is free, up to a count or a deadline.
+    Closed {
+        /// The next request number.
+        next: AtomicU64,
+        /// Stop after this many.
+        cap: Option<u64>,
+        /// Start none after this.
+        deadline: Option<Instant>,
+        /// Spread starts evenly (`max_per_second`).
+        pacing: Option<Pacing>,
+    },
+    /// Arrivals put on the queue by the scheduler at their intended times.
+    Open {
+        /// Shared by the workers; a tokio mutex, as a worker holds it while it waits.
+        queue: Mutex<mpsc::Receiver<Arrival>>,
+        /// Arrivals that waited longer than this for a worker are not sent.
+        pool_timeout: Option<Duration>,
+    },
+}
+
+impl Feed {
+    async fn next(&self) -> Option<Arrival> {
+        match self {
+            Feed::Closed { next, cap, deadline, pacing } => {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if cap.is_some_and(|cap| index >= cap) {
+                    return None;
+                }
+                let intended = pacing.map_or_else(Instant::now, |pacing| pacing.due(index));
+                if deadline.is_some_and(|deadline| intended >= deadline) {
+                    return None;
+                }
+                sleep_until(intended).await;
+                Some(Arrival { index, intended })
+            }
+            Feed::Open { queue, .. } => queue.lock().await.recv().await,
+        }
+    }
+}
+
+/// What every worker shares.
+pub struct Fanout {
+    /// Where requests go.
+    pub plan: FanoutPlan,
+    /// The method of every request.
+    pub method: hyper::Method,
+    /// Where requests come from.
+    pub feed: Feed,
+    /// Counters and histograms.
+    pub tally: SharedTally,
+    /// One request's limit.
+    pub request_timeout: Duration,
+    /// Opening a connection's limit.
+    pub connect_timeout: Duration,
+    /// Reuse connections.
+    pub keep_alive: bool,
+}
+
+/// Sends requests until the feed runs dry.
+pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
+    let mut connection: Option<Connection> = None;
+    while let Some(arrival) = fanout.feed.next().await {
+        if let Feed::Open { pool_timeout: Some(limit), .. } = &fanout.feed {
+            if arrival.intended.elapsed() > *limit {
+                fanout.tally.record_error(worker, FailureKind::PoolTimeout.as_str());
+                continue;
+            }
+        }
+        let (endpoint, path) = fanout.plan.request(arrival.index);
+        let authority = &fanout.plan.endpoints[endpoint].authority;
+        let mut request = Request::builder()
+            .method(fanout.method.clone())
+            .uri(path.as_ref())
+            .header(hyper::header::HOST, authority);
+        if !fanout.keep_alive {
+            request = request.header(hyper::header::CONNECTION, "close");
+        }
+        let Ok(request) = request.body(Empty::<Bytes>::new()) else {
+            fanout.tally.record_error(worker, FailureKind::InvalidRequest.as_str());
+            continue;
+        };
+        fanout.tally.bytes_sent.fetch_add(request_size(&request), Ordering::Relaxed);
+        fanout.tally.in_flight.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
+        let outcome = timeout(fanout.request_timeout, send(&fanout, &mut connection, endpoint, request)).await;
+        fanout.tally.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
+            Ok(Ok(response)) => {
+                fanout.tally.record_response(
+                    worker,
+                    Measured {
+                        status: response.status,
+                        latency_micros: micros(arrival.intended.elapsed()),
+                        service_micros: micros(sent.elapsed()),
+                        body_bytes: response.body_bytes,
+                    },
+                );
+                if !fanout.keep_alive {
+                    connection = None;
+                }
+            }
+            Ok(Err(kind)) => {
+                connection = None;
+                fanout.tally.record_error(worker, kind.as_str());
+            }
+            Err(_elapsed) => {
+                // The connection may still carry the unfinished response: never reuse it.
+                connection = None;
+                fanout.tally.record_error(worker, FailureKind::Timeout.as_str());
+            }
+        }
+    }
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The bytes of a request as HTTP/1.1 writes it: request line, headers, blank line, body.
+fn request_size(request: &Request<Empty<Bytes>>) -> u64 {
+    let line = request.method().as_str().len() + 1 + request.uri().to_string().len() + " HTTP/1.1\r\n".len();
+    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    (line + headers + 2) as u64
+}
+
+/// Sends one request on the worker's connection, opening one (or replacing one to another
+/// endpoint, or one the server closed) first.
+async fn send(
+    fanout: &Fanout,
+    connection: &mut Option<Connection>,
+    endpoint: usize,
+    request: Request<Empty<Bytes>>,
+) -> Result<connection::Response, FailureKind> {
+    let reusable = connection.as_mut().is_some_and(|open| open.endpoint == endpoint && open.is_reusable());
+    if !reusable {
+        *connection = None;
+        let address = fanout.plan.endpoints[endpoint].address;
+        let opened = timeout(fanout.connect_timeout, Connection::open(endpoint, address))
+            .await
+            .map_err(|_| FailureKind::ConnectTimeout)??;
+        *connection = Some(opened);
+        fanout.tally.connections_opened.fetch_add(1, Ordering::Relaxed);
+    }
+    connection.as_mut().expect("a connection was just ensured").exchange(request).await
+}
