@@ -83,11 +83,17 @@ pub async fn delay(
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
             nanos as u64 ^ stats.snapshot().requests_served.rotate_left(32)
         });
-        SmallRng::seed_from_u64(seed).random_range(min..=max)
+        seeded_delay(seed, min, max)
     };
     tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     stats.request_served();
     Ok(Json(Delayed { delay_ms }))
+}
+
+/// The delay `/targets/delay/{min}-{max}?seed={seed}` sleeps: uniform in the range, a function
+/// of the seed (so a test can compute what a fan-out will meet).
+pub fn seeded_delay(seed: u64, min: u64, max: u64) -> u64 {
+    SmallRng::seed_from_u64(seed).random_range(min..=max)
 }
 
 fn parse_delay(spec: &str) -> Result<(u64, u64), String> {
@@ -166,7 +172,7 @@ mod tests {
 
     #[test]
     fn seeded_delays_are_reproducible() {
-        let draw = |seed| SmallRng::seed_from_u64(seed).random_range(1000..=4000u64);
+        let draw = |seed| seeded_delay(seed, 1000, 4000);
         assert_eq!(draw(7), draw(7));
         assert!((1000..=4000).contains(&draw(8)));
     }

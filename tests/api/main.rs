@@ -6,6 +6,7 @@ mod helpers;
 mod errors;
 mod events;
 mod fanout;
+mod fanout_load;
 mod idempotency;
 mod lifecycle;
 mod openapi;

@@ -1,5 +1,6 @@
 //! One HTTP/1.1 keep-alive connection, driven inside the task that uses it (no helper task per
-//! connection), so the number of open connections is exactly the number of workers holding one.
+//! connection), so the number of open connections is exactly the number of workers holding one;
+//! and what HTTP/1.1 and HTTP/2 share: connecting, reading a response, classifying failures.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -49,7 +50,8 @@ impl FailureKind {
     }
 }
 
-fn classify(error: &hyper::Error) -> FailureKind {
+/// The failure kind of a hyper error.
+pub fn classify(error: &hyper::Error) -> FailureKind {
     if error.is_incomplete_message() || error.is_canceled() || error.is_closed() {
         FailureKind::ConnectionClosed
     } else if error.is_timeout() {
@@ -68,9 +70,33 @@ pub struct Response {
     pub body_bytes: u64,
 }
 
+/// Reads a response's whole body, counting its bytes.
+pub async fn read_response(response: hyper::Response<hyper::body::Incoming>) -> Result<Response, FailureKind> {
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut body_bytes = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| classify(&error))?;
+        if let Some(data) = frame.data_ref() {
+            body_bytes += data.len() as u64;
+        }
+    }
+    Ok(Response { status, body_bytes })
+}
+
 type Driver = http1::Connection<TokioIo<TcpStream>, Empty<Bytes>>;
 
-/// An open connection to one endpoint.
+/// Opens a TCP connection with Nagle's algorithm off (requests are small and latency-sensitive).
+pub async fn connect(address: SocketAddr) -> Result<TcpStream, FailureKind> {
+    let stream = TcpStream::connect(address).await.map_err(|error| match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => FailureKind::ConnectRefused,
+        _ => FailureKind::Connect,
+    })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// An open HTTP/1.1 connection to one endpoint.
 pub struct Connection {
     /// Which endpoint of the plan it is connected to.
     pub endpoint: usize,
@@ -84,12 +110,7 @@ pub struct Connection {
 impl Connection {
     /// Connects to `address` and performs the HTTP/1.1 handshake.
     pub async fn open(endpoint: usize, address: SocketAddr) -> Result<Self, FailureKind> {
-        let stream = TcpStream::connect(address).await.map_err(|error| match error.kind() {
-            std::io::ErrorKind::ConnectionRefused => FailureKind::ConnectRefused,
-            _ => FailureKind::Connect,
-        })?;
-        // Requests are small and latency-sensitive: do not wait to coalesce writes.
-        let _ = stream.set_nodelay(true);
+        let stream = connect(address).await?;
         let (sender, driver) = http1::handshake(TokioIo::new(stream)).await.map_err(|error| classify(&error))?;
         Ok(Connection { endpoint, sender, driver: Box::pin(driver), finished: false })
     }
@@ -108,17 +129,7 @@ impl Connection {
         let Connection { sender, driver, finished, .. } = self;
         let response = async {
             sender.ready().await.map_err(|error| classify(&error))?;
-            let response = sender.send_request(request).await.map_err(|error| classify(&error))?;
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let mut body_bytes = 0u64;
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|error| classify(&error))?;
-                if let Some(data) = frame.data_ref() {
-                    body_bytes += data.len() as u64;
-                }
-            }
-            Ok(Response { status, body_bytes })
+            read_response(sender.send_request(request).await.map_err(|error| classify(&error))?).await
         };
         tokio::select! {
             biased;

@@ -5,6 +5,7 @@
 //! worker task, so `max_connections` is exact.
 
 pub mod connection;
+pub mod h2;
 pub mod params;
 pub mod plan;
 pub mod report;
@@ -21,13 +22,14 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
-use self::params::{FanoutParams, HttpMethod, check_url};
+use self::h2::H2Connections;
+use self::params::{FanoutParams, HttpMethod, HttpVersion, check_url};
 use self::plan::FanoutPlan;
 use self::report::{FanoutReport, LoadModel, Reporter};
 use self::schedule::{ArrivalSchedule, Pacing};
 use self::tally::SharedTally;
 use self::thresholds::{Observed, describe_missed};
-use self::worker::{Arrival, Fanout, Feed, run_worker};
+use self::worker::{Arrival, Fanout, Feed, Transport, run_worker};
 use super::{Experiment, ExperimentError};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::state::Services;
@@ -58,6 +60,7 @@ impl Experiment for HttpFanout {
             pool_timeout_ms: None,
             connect_timeout_ms: None,
             keep_alive: true,
+            http_version: HttpVersion::Http1,
             timeout_ms: 10_000,
             thresholds: None,
         }
@@ -106,7 +109,10 @@ impl Experiment for HttpFanout {
             tally: SharedTally::new(),
             request_timeout: Duration::from_millis(params.timeout_ms),
             connect_timeout: Duration::from_millis(params.connect_timeout_ms.unwrap_or(params.timeout_ms)),
-            keep_alive: params.keep_alive,
+            transport: match params.http_version {
+                HttpVersion::Http1 => Transport::Http1 { keep_alive: params.keep_alive },
+                HttpVersion::Http2 => Transport::Http2(H2Connections::new(params.max_connections as usize)),
+            },
         });
 
         let mut pool = JoinSet::new();

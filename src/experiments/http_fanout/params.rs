@@ -57,6 +57,17 @@ impl HttpMethod {
     }
 }
 
+/// The protocol requests use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpVersion {
+    /// HTTP/1.1: one request at a time per connection.
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge (h2c): many streams per connection.
+    Http2,
+}
+
 /// One stage of an open-model ramp.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -118,9 +129,13 @@ pub struct FanoutParams {
     /// Time limit for opening a connection (defaults to `timeout_ms`); counted as `connect_timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
-    /// Reuse connections (true) or open one per request and send `Connection: close` (false).
+    /// Reuse connections (true) or open one per request and send `Connection: close` (false; HTTP/1.1 only).
     #[serde(default = "default_keep_alive")]
     pub keep_alive: bool,
+    /// `http1`, or `http2` (h2c: `concurrency` streams shared over `max_connections` connections).
+    #[serde(default)]
+    #[schema(inline)]
+    pub http_version: HttpVersion,
     /// Time limit for one request, from connecting to the last body byte (1 to 600,000 ms).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -166,9 +181,13 @@ impl FanoutParams {
         }
     }
 
-    /// Workers, each owning at most one connection: requests in flight never exceed this.
+    /// Workers, each sending one request at a time: requests in flight never exceed this. Over
+    /// HTTP/1.1 each owns at most one connection, so there are no more than `max_connections`.
     pub fn workers(&self) -> u32 {
-        self.concurrency.map_or(self.max_connections, |concurrency| concurrency.min(self.max_connections))
+        match self.http_version {
+            HttpVersion::Http1 => self.concurrency.map_or(self.max_connections, |c| c.min(self.max_connections)),
+            HttpVersion::Http2 => self.concurrency.unwrap_or(self.max_connections),
+        }
     }
 }
 
@@ -229,6 +248,11 @@ impl Validate for FanoutParams {
             );
         }
         errors.range("timeout_ms", self.timeout_ms, 1, MAX_TIMEOUT_MS);
+        errors.check(
+            self.keep_alive || self.http_version == HttpVersion::Http1,
+            "keep_alive",
+            "HTTP/2 always keeps its connections",
+        );
         if let Some(connect) = self.connect_timeout_ms {
             errors.range("connect_timeout_ms", connect, 1, MAX_TIMEOUT_MS);
         }

@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::connection::{self, Connection, FailureKind};
+use super::h2::H2Connections;
 use super::plan::FanoutPlan;
 use super::schedule::Pacing;
 use super::tally::{Measured, SharedTally};
@@ -82,8 +83,19 @@ pub struct Fanout {
     pub request_timeout: Duration,
     /// Opening a connection's limit.
     pub connect_timeout: Duration,
-    /// Reuse connections.
-    pub keep_alive: bool,
+    /// How requests travel.
+    pub transport: Transport,
+}
+
+/// The protocol and its connections.
+pub enum Transport {
+    /// One connection per worker.
+    Http1 {
+        /// Reuse connections (otherwise one per request, with `Connection: close`).
+        keep_alive: bool,
+    },
+    /// Connections shared by the workers, a stream per request.
+    Http2(H2Connections),
 }
 
 /// Sends requests until the feed runs dry.
@@ -98,13 +110,18 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
         }
         let (endpoint, path) = fanout.plan.request(arrival.index);
         let authority = &fanout.plan.endpoints[endpoint].authority;
-        let mut request = Request::builder()
-            .method(fanout.method.clone())
-            .uri(path.as_ref())
-            .header(hyper::header::HOST, authority);
-        if !fanout.keep_alive {
-            request = request.header(hyper::header::CONNECTION, "close");
-        }
+        let request = match &fanout.transport {
+            Transport::Http1 { keep_alive } => {
+                let request = Request::builder().method(fanout.method.clone()).uri(path.as_ref());
+                let request = request.header(hyper::header::HOST, authority);
+                if *keep_alive { request } else { request.header(hyper::header::CONNECTION, "close") }
+            }
+            // HTTP/2 carries the authority in the URI (`:authority`), so the URI is absolute.
+            Transport::Http2(_) => Request::builder()
+                .method(fanout.method.clone())
+                .version(hyper::Version::HTTP_2)
+                .uri(format!("http://{authority}{path}")),
+        };
         let Ok(request) = request.body(Empty::<Bytes>::new()) else {
             fanout.tally.record_error(worker, FailureKind::InvalidRequest.as_str());
             continue;
@@ -112,7 +129,7 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
         fanout.tally.bytes_sent.fetch_add(request_size(&request), Ordering::Relaxed);
         fanout.tally.in_flight.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
-        let outcome = timeout(fanout.request_timeout, send(&fanout, &mut connection, endpoint, request)).await;
+        let outcome = timeout(fanout.request_timeout, send(&fanout, worker, &mut connection, endpoint, request)).await;
         fanout.tally.in_flight.fetch_sub(1, Ordering::Relaxed);
         match outcome {
             Ok(Ok(response)) => {
@@ -125,7 +142,7 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
                         body_bytes: response.body_bytes,
                     },
                 );
-                if !fanout.keep_alive {
+                if let Transport::Http1 { keep_alive: false } = fanout.transport {
                     connection = None;
                 }
             }
@@ -146,21 +163,28 @@ fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The bytes of a request as HTTP/1.1 writes it: request line, headers, blank line, body.
+/// The bytes of a request as HTTP/1.1 writes it: request line, headers, blank line, body
+/// (HTTP/2's compressed headers are smaller: an upper bound there).
 fn request_size(request: &Request<Empty<Bytes>>) -> u64 {
     let line = request.method().as_str().len() + 1 + request.uri().to_string().len() + " HTTP/1.1\r\n".len();
     let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
     (line + headers + 2) as u64
 }
 
-/// Sends one request on the worker's connection, opening one (or replacing one to another
-/// endpoint, or one the server closed) first.
+/// Sends one request: over HTTP/2 on the worker's shared connection; over HTTP/1.1 on the
+/// worker's own connection, opening one (or replacing one to another endpoint, or one the
+/// server closed) first.
 async fn send(
     fanout: &Fanout,
+    worker: usize,
     connection: &mut Option<Connection>,
     endpoint: usize,
     request: Request<Empty<Bytes>>,
 ) -> Result<connection::Response, FailureKind> {
+    if let Transport::Http2(connections) = &fanout.transport {
+        let address = fanout.plan.endpoints[endpoint].address;
+        return connections.exchange(worker, (endpoint, address), fanout.connect_timeout, &fanout.tally, request).await;
+    }
     let reusable = connection.as_mut().is_some_and(|open| open.endpoint == endpoint && open.is_reusable());
     if !reusable {
         *connection = None;
