@@ -1,6 +1,7 @@
 //! The experiments: one module per kind, each implementing [`Experiment`], and the single
 //! registry that wires every kind to its route, its OpenAPI schema and the catalogue.
 
+pub mod dedicated_runtime;
 pub mod http_fanout;
 pub mod structured_concurrency;
 

@@ -2,7 +2,9 @@
 //! cap, in a closed model (a worker sends its next request when the previous one is answered)
 //! or an open model (requests arrive on a schedule; latency is measured from each request's
 //! intended start, so a slow server cannot hide its queueing). Each connection is owned by one
-//! worker task, so `max_connections` is exact.
+//! worker task, so `max_connections` is exact. Workers run on current-thread runtimes of their
+//! own, one per core the process may use: no work stealing between threads on the hot path, and
+//! the control plane's runtime stays free.
 
 pub mod connection;
 pub mod h2;
@@ -30,6 +32,7 @@ use self::schedule::{ArrivalSchedule, Pacing};
 use self::tally::SharedTally;
 use self::thresholds::{Observed, describe_missed};
 use self::worker::{Arrival, Fanout, Feed, Transport, run_worker};
+use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Experiment, ExperimentError};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::state::Services;
@@ -115,13 +118,13 @@ impl Experiment for HttpFanout {
             },
         });
 
-        let mut pool = JoinSet::new();
-        for worker in 0..workers {
-            pool.spawn(run_worker(fanout.clone(), worker));
-        }
+        let mut pool = spawn_worker_threads(&fanout, workers);
         if let Some(schedule) = schedule.clone() {
             let fanout = fanout.clone();
-            pool.spawn(async move { release_arrivals(&schedule, started, arrivals, &fanout.tally).await });
+            pool.spawn(async move {
+                release_arrivals(&schedule, started, arrivals, &fanout.tally).await;
+                Ok(())
+            });
         } else {
             drop(arrivals);
         }
@@ -135,10 +138,9 @@ impl Experiment for HttpFanout {
             tokio::select! {
                 joined = pool.join_next() => match joined {
                     None => break,
-                    Some(Err(error)) if error.is_panic() => {
-                        return Err(ExperimentError::Internal(format!("a fan-out task panicked: {error}")));
-                    }
-                    Some(_) => {}
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(error))) => return Err(error),
+                    Some(Err(error)) => return Err(ExperimentError::Internal(format!("a fan-out task failed: {error}"))),
                 },
                 _ = second_timer.tick() => reporter.close_second(&fanout.tally),
                 _ = progress_timer.tick() => ctx.progress(reporter.snapshot(&fanout.tally)).await,
@@ -151,6 +153,38 @@ impl Experiment for HttpFanout {
         check_thresholds(&params, &mut report)?;
         Ok(report)
     }
+}
+
+/// Starts the workers on one current-thread runtime per core this process may use (fewer when
+/// there are fewer workers), each on an OS thread of its own. Dropping the returned set stops
+/// them all.
+fn spawn_worker_threads(fanout: &Arc<Fanout>, workers: usize) -> JoinSet<Result<(), ExperimentError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |cores| cores.get()).clamp(1, workers.max(1));
+    let mut pool = JoinSet::new();
+    for thread in 0..threads {
+        let fanout = fanout.clone();
+        let name = format!("fanout-{thread}");
+        pool.spawn(async move {
+            let ran = run_on_own_thread(&name, move |stop| {
+                run_tokio(tokio::runtime::Builder::new_current_thread(), stop, async move {
+                    let mut local = JoinSet::new();
+                    for worker in (thread..workers).step_by(threads) {
+                        local.spawn(run_worker(fanout.clone(), worker));
+                    }
+                    while let Some(joined) = local.join_next().await {
+                        if let Err(error) = joined {
+                            return Err(ExperimentError::Internal(format!("a fan-out worker failed: {error}")));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+            // Outer: the thread; middle: the runtime; `None`: stopped; inner: the workers.
+            ran?.map(|stopped| stopped.unwrap_or(Ok(())))?
+        });
+    }
+    pool
 }
 
 /// The open model's scheduler: puts each arrival on the backlog at its intended time, or counts

@@ -14,8 +14,10 @@ use crate::outbound::OutboundPolicy;
 /// A server the fan-out talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// The `Host` header value.
+    /// `host[:port]`, as the `Host` header and HTTP/2's `:authority` carry it.
     pub authority: String,
+    /// `authority` as a ready header value (cloning it is a reference count).
+    pub host_header: hyper::header::HeaderValue,
     /// The address connections go to (the first the host resolved to).
     pub address: SocketAddr,
 }
@@ -49,7 +51,9 @@ impl FanoutPlan {
             let host = url.host_str().unwrap_or_default();
             let port = url.port_or_known_default().unwrap_or(80);
             let addresses = policy.resolve(host, port).await.map_err(ExperimentError::Refused)?;
-            endpoints.push(Endpoint { authority, address: addresses[0] });
+            let host_header = hyper::header::HeaderValue::from_str(&authority)
+                .map_err(|_| ExperimentError::Refused(format!("{authority} is not a valid host")))?;
+            endpoints.push(Endpoint { authority, host_header, address: addresses[0] });
             Ok(endpoints.len() - 1)
         };
         let requests = match (&params.url, &params.urls) {
@@ -78,7 +82,8 @@ impl FanoutPlan {
     /// The endpoint index and the path-and-query of request `index`.
     pub fn request(&self, index: u64) -> (usize, Cow<'_, str>) {
         match &self.requests {
-            Requests::Template { path } => (0, Cow::Owned(path.replace("{i}", &index.to_string()))),
+            Requests::Template { path } if path.contains("{i}") => (0, Cow::Owned(path.replace("{i}", &index.to_string()))),
+            Requests::Template { path } => (0, Cow::Borrowed(path)),
             Requests::List(list) => {
                 let (endpoint, path) = &list[(index % list.len() as u64) as usize];
                 (*endpoint, Cow::Borrowed(path))

@@ -61,7 +61,10 @@ impl Feed {
                 if deadline.is_some_and(|deadline| intended >= deadline) {
                     return None;
                 }
-                sleep_until(intended).await;
+                // Only paced requests wait: registering a timer per request costs a driver wake-up.
+                if pacing.is_some() {
+                    sleep_until(intended).await;
+                }
                 Some(Arrival { index, intended })
             }
             Feed::Open { queue, .. } => queue.lock().await.recv().await,
@@ -101,6 +104,8 @@ pub enum Transport {
 /// Sends requests until the feed runs dry.
 pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
     let mut connection: Option<Connection> = None;
+    let request_deadline = tokio::time::sleep(fanout.request_timeout);
+    tokio::pin!(request_deadline);
     while let Some(arrival) = fanout.feed.next().await {
         if let Feed::Open { pool_timeout: Some(limit), .. } = &fanout.feed {
             if arrival.intended.elapsed() > *limit {
@@ -109,11 +114,12 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
             }
         }
         let (endpoint, path) = fanout.plan.request(arrival.index);
-        let authority = &fanout.plan.endpoints[endpoint].authority;
+        let target = &fanout.plan.endpoints[endpoint];
+        let authority = &target.authority;
         let request = match &fanout.transport {
             Transport::Http1 { keep_alive } => {
                 let request = Request::builder().method(fanout.method.clone()).uri(path.as_ref());
-                let request = request.header(hyper::header::HOST, authority);
+                let request = request.header(hyper::header::HOST, target.host_header.clone());
                 if *keep_alive { request } else { request.header(hyper::header::CONNECTION, "close") }
             }
             // HTTP/2 carries the authority in the URI (`:authority`), so the URI is absolute.
@@ -126,10 +132,16 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
             fanout.tally.record_error(worker, FailureKind::InvalidRequest.as_str());
             continue;
         };
-        fanout.tally.bytes_sent.fetch_add(request_size(&request), Ordering::Relaxed);
+        fanout.tally.bytes_sent.fetch_add(request_size(&request, path.len()), Ordering::Relaxed);
         fanout.tally.in_flight.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
-        let outcome = timeout(fanout.request_timeout, send(&fanout, worker, &mut connection, endpoint, request)).await;
+        // One timer per worker, moved for each request: cheaper than a new timer per request.
+        request_deadline.as_mut().reset(sent + fanout.request_timeout);
+        let outcome = tokio::select! {
+            biased;
+            outcome = send(&fanout, worker, &mut connection, endpoint, request) => Ok(outcome),
+            () = &mut request_deadline => Err(()),
+        };
         fanout.tally.in_flight.fetch_sub(1, Ordering::Relaxed);
         match outcome {
             Ok(Ok(response)) => {
@@ -150,7 +162,7 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
                 connection = None;
                 fanout.tally.record_error(worker, kind.as_str());
             }
-            Err(_elapsed) => {
+            Err(()) => {
                 // The connection may still carry the unfinished response: never reuse it.
                 connection = None;
                 fanout.tally.record_error(worker, FailureKind::Timeout.as_str());
@@ -165,8 +177,8 @@ fn micros(elapsed: Duration) -> u64 {
 
 /// The bytes of a request as HTTP/1.1 writes it: request line, headers, blank line, body
 /// (HTTP/2's compressed headers are smaller: an upper bound there).
-fn request_size(request: &Request<Empty<Bytes>>) -> u64 {
-    let line = request.method().as_str().len() + 1 + request.uri().to_string().len() + " HTTP/1.1\r\n".len();
+fn request_size(request: &Request<Empty<Bytes>>, path_bytes: usize) -> u64 {
+    let line = request.method().as_str().len() + 1 + path_bytes + " HTTP/1.1\r\n".len();
     let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
     (line + headers + 2) as u64
 }
