@@ -29,6 +29,9 @@ pub enum Command {
     Openapi,
     /// Run only the built-in load target: the HTTP endpoints and a TCP echo server.
     Target(crate::targets::standalone::TargetConfig),
+    /// The built-in child program of the `subprocess` experiment.
+    #[command(hide = true)]
+    Child(crate::child::ChildArgs),
 }
 
 /// Settings of the control plane.
@@ -75,9 +78,57 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_ALLOW_HOSTS", value_delimiter = ',')]
     pub allow_hosts: Vec<String>,
 
+    /// Programs the `subprocess` experiment may run (comma-separated): names found in /usr/bin
+    /// or /bin, absolute paths, or `asynclab-child` (this binary's built-in child).
+    #[arg(long, env = "ASYNCLAB_ALLOW_PROGRAMS", value_delimiter = ',', default_value = "asynclab-child,echo,sleep,seq")]
+    pub allow_programs: Vec<String>,
+
+    /// The executable run as `asynclab-child` (with its `child` subcommand); unset, this binary.
+    #[arg(long, env = "ASYNCLAB_CHILD_EXE")]
+    pub child_exe: Option<PathBuf>,
+
     /// Bearer token required on every route but /healthz; mandatory when binding off loopback.
     #[arg(long, env = "ASYNCLAB_TOKEN", hide_env_values = true)]
     pub token: Option<SecretString>,
+
+    /// PostgreSQL database the `database` experiment works in (postgres://…); never the job
+    /// store's database. Unset, the experiment's `postgres` target is unavailable.
+    #[arg(long, env = "ASYNCLAB_PG_TARGET_URL", hide_env_values = true)]
+    pub pg_target_url: Option<SecretString>,
+
+    /// MySQL or MariaDB database the `database` experiment works in (mysql://…). Unset, the
+    /// experiment's `mysql` target is unavailable.
+    #[arg(long, env = "ASYNCLAB_MYSQL_TARGET_URL", hide_env_values = true)]
+    pub mysql_target_url: Option<SecretString>,
+
+    /// Connections in each target database pool of the `database` experiment.
+    #[arg(long, env = "ASYNCLAB_TARGET_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub target_db_max_connections: u32,
+
+    /// Redis the `redis` experiment uses (redis://…). Unset, the experiment is unavailable.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<SecretString>,
+
+    /// S3-compatible endpoint of the `s3` experiment (http://host:port). Unset, an in-process S3
+    /// endpoint serving DATA_DIR/s3 with credentials generated at start-up is used.
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub s3_endpoint: Option<url::Url>,
+
+    /// Region the `s3` experiment signs requests for.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// Access key id for `--s3-endpoint`.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// Secret access key for `--s3-endpoint`.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<SecretString>,
+
+    /// Path-style addressing (http://host/bucket/key), which most S3-compatible servers need.
+    #[arg(long, env = "ASYNCLAB_S3_FORCE_PATH_STYLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub s3_force_path_style: bool,
 }
 
 impl ServeConfig {

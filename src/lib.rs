@@ -8,17 +8,21 @@
 //! - [`config`]: every setting (flags with environment fallbacks) and the subcommands.
 //! - [`startup`]: builds the application and runs it until shutdown.
 //! - [`state`]: the shared state handlers and experiments use.
+//! - [`dependencies`]: the external services experiments use (target databases, Redis).
 //! - [`api`]: HTTP routes, one module per resource, and the OpenAPI document.
 //! - [`error`]: problem+json errors and the extractors that produce them.
 //! - [`jobs`]: job types, the runner, the job context, the event bus, start-up repair.
 //! - [`store`]: the `JobStore` trait and its PostgreSQL implementation.
 //! - [`experiments`]: the `Experiment` trait, the registry, one module per kind.
 //! - [`targets`]: the built-in load target.
+//! - [`child`]: the built-in child program the `subprocess` experiment runs.
 //! - [`outbound`]: where experiments may connect.
 //! - [`stats`], [`validation`], [`telemetry`]: shared helpers.
 
 pub mod api;
+pub mod child;
 pub mod config;
+pub mod dependencies;
 pub mod error;
 pub mod experiments;
 pub mod jobs;

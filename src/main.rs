@@ -22,6 +22,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Serve(config)) => serve(config).await,
         Some(Command::Target(_)) => unreachable!("the target runs on a runtime of its own"),
+        Some(Command::Child(args)) => asynclab::child::run(args).await,
         None => serve(cli.serve).await,
     }
 }

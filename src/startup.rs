@@ -1,6 +1,6 @@
 //! Building the application (store, bus, runner, listener) and running it until a shutdown
 //! signal, then stopping in order: refuse new jobs, interrupt running ones and record that,
-//! close event streams, flush events, close the pool.
+//! close event streams, flush events, close the pools (the store's, then the experiments' dependencies).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +16,8 @@ use crate::config::ServeConfig;
 use crate::jobs::events::EventBus;
 use crate::jobs::recovery;
 use crate::jobs::runner::Runner;
+use crate::experiments::s3::target::S3Target;
+use crate::experiments::subprocess::allowlist::ProgramAllowlist;
 use crate::outbound::OutboundPolicy;
 use crate::state::{AppState, Services};
 use crate::store::StoreLocation;
@@ -46,7 +48,17 @@ impl Application {
 
         let stopping = CancellationToken::new();
         let bus = EventBus::start(store.clone(), &TaskTracker::new(), stopping.clone());
-        let services = Arc::new(Services { outbound: OutboundPolicy::new(config.allow_hosts.clone()) });
+        let dependencies = crate::dependencies::build(&config).await?;
+        let outbound = OutboundPolicy::new(config.allow_hosts.clone());
+        let s3 = S3Target::build(&config, &outbound).await.context("cannot set up the s3 experiment's endpoint")?;
+        let services = Arc::new(Services {
+            outbound,
+            s3: Some(s3),
+            pg_target: dependencies.pg_target,
+            mysql_target: dependencies.mysql_target,
+            redis: dependencies.redis,
+            programs: ProgramAllowlist::resolve(&config.allow_programs, config.child_exe.as_deref()),
+        });
         let runner = Runner::new(
             store.clone(),
             bus.clone(),
@@ -113,6 +125,7 @@ impl Application {
         }
         state.bus.shutdown().await;
         state.store.close().await;
+        state.services.close().await;
         tracing::info!("stopped");
         Ok(())
     }

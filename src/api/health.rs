@@ -29,7 +29,9 @@ pub struct Health {
 pub struct Readiness {
     /// `ready`.
     pub status: String,
-    /// Each dependency and its state (`ok` or why not).
+    /// Each dependency and its state (`ok` or why not): the store, and each configured
+    /// experiment dependency (`postgres_target`, `mysql_target`, `redis`). Only the store decides
+    /// readiness: an experiment dependency that is down makes its experiment fail, not the server.
     pub checks: BTreeMap<String, String>,
 }
 
@@ -39,7 +41,8 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// Whether the server can take work: the store answers and shutdown has not begun.
+/// Whether the server can take work: the store answers and shutdown has not begun. Each
+/// configured experiment dependency is listed too, without deciding readiness.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, body = Readiness),
     (status = 503, body = Problem, content_type = "application/problem+json",
@@ -63,6 +66,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .filter(|(_, state)| *state != "ok")
         .map(|(name, state)| FieldError { field: name.clone(), reason: state.clone() })
         .collect();
+    for (name, dependency) in state.services.dependency_checks().await {
+        checks.insert(name.to_string(), dependency);
+    }
     if failing.is_empty() {
         return (StatusCode::OK, Json(Readiness { status: "ready".into(), checks })).into_response();
     }

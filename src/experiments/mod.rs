@@ -1,9 +1,16 @@
 //! The experiments: one module per kind, each implementing [`Experiment`], and the single
 //! registry that wires every kind to its route, its OpenAPI schema and the catalogue.
 
+pub mod blocking_offload;
 pub mod dedicated_runtime;
+pub mod database;
 pub mod http_fanout;
+pub mod redis_pool;
+pub mod runtime_echo;
+pub mod s3;
 pub mod structured_concurrency;
+pub mod subprocess;
+pub mod task_local;
 
 use std::future::Future;
 use std::sync::LazyLock;
@@ -185,7 +192,17 @@ fn prepare<E: Experiment>(raw: Value, services: &Services) -> Result<Value, Fiel
 }
 
 static REGISTRY: LazyLock<Vec<ExperimentEntry>> = LazyLock::new(|| {
-    vec![entry::<http_fanout::HttpFanout>(), entry::<structured_concurrency::StructuredConcurrency>()]
+    vec![
+        entry::<http_fanout::HttpFanout>(),
+        entry::<structured_concurrency::StructuredConcurrency>(),
+        entry::<blocking_offload::BlockingOffload>(),
+        entry::<runtime_echo::RuntimeEcho>(),
+        entry::<subprocess::Subprocess>(),
+        entry::<task_local::TaskLocal>(),
+        entry::<database::Database>(),
+        entry::<redis_pool::RedisPool>(),
+        entry::<s3::S3>(),
+    ]
 });
 
 /// Every experiment kind, in catalogue order.

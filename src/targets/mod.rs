@@ -2,11 +2,13 @@
 //!
 //! `http` serves the `/targets` endpoints; `listener` counts the connections a server accepts
 //! (the proof that a fan-out kept to its connection cap); `echo` is a TCP echo server;
-//! `standalone` runs the HTTP target and the echo server as `asynclab target`.
+//! `standalone` runs the HTTP target and the echo server as `asynclab target`; `s3` is the
+//! in-process S3 endpoint the `s3` experiment uses when no other is configured.
 
 pub mod echo;
 pub mod http;
 pub mod listener;
+pub mod s3;
 pub mod standalone;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,12 +3,20 @@
 
 mod helpers;
 
+mod database;
 mod errors;
+mod echo;
 mod events;
 mod fanout;
 mod fanout_load;
 mod idempotency;
+mod lab_services;
 mod lifecycle;
+mod offload;
 mod openapi;
 mod recovery;
+mod redis;
+mod s3;
+mod subprocess;
 mod target;
+mod task_local;

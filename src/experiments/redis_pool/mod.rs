@@ -1,0 +1,234 @@
+//! `redis`: redis-py's `BlockingConnectionPool` lesson, measured. `concurrency` tasks share a
+//! pool of `pool_size` connections; each operation first checks a connection out (waiting up to
+//! `pool_wait_timeout_ms`), then runs GET, SET, INCR or a pipeline on it. The report separates
+//! the time spent waiting for a connection from the time Redis took, so a user sees whether the
+//! pool or Redis is the limit.
+//!
+//! # Design
+//! The shared fred pool built from `REDIS_URL` multiplexes many callers over each connection,
+//! so it has no waits to measure. Each job therefore builds its own pool ([`pool::LabPool`]) of
+//! exactly `pool_size` fred clients from the shared configuration, lends each to one task at a
+//! time behind a semaphore, and times every checkout. The clients do not reconnect: a
+//! connection that breaks fails the job with a `connect` error.
+//!
+//! Keys live under `asynclab:{job id}:` and are deleted (SCAN + UNLINK) when the run ends,
+//! successfully or not. A job cancelled or timed out is dropped at once and leaves its keys.
+
+mod params;
+mod pool;
+mod workload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::prelude::{Client, KeysInterface};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use utoipa::ToSchema;
+
+pub use params::{OpMix, RedisParams};
+use pool::LabPool;
+use workload::{Budget, Shared, Tally, classify, run_task};
+
+use super::{Availability, Experiment, ExperimentError};
+use crate::jobs::context::JobContext;
+use crate::state::Services;
+use crate::stats::{LatencySummary, millis};
+
+/// How often progress is published.
+const PROGRESS_PERIOD: Duration = Duration::from_millis(250);
+/// Keys deleted per UNLINK.
+const UNLINK_BATCH: usize = 500;
+/// How long deleting the run's keys may take.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the clean-up is tried after the run failed.
+const FAILED_CLEANUP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The experiment.
+pub struct RedisPool;
+
+/// Completed operations by kind.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OpCounts {
+    /// GETs.
+    pub get: u64,
+    /// SETs.
+    pub set: u64,
+    /// INCRs.
+    pub incr: u64,
+    /// Pipelines.
+    pub pipeline: u64,
+}
+
+/// The report of a `redis` run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RedisReport {
+    /// The prefix of every key the run used.
+    pub key_prefix: String,
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// Tasks sharing them.
+    pub concurrency: u32,
+    /// Operations completed (a pipeline is one).
+    pub ops: u64,
+    /// Commands sent (a pipeline counts its depth).
+    pub commands: u64,
+    /// Completed operations by kind.
+    pub op_counts: OpCounts,
+    /// From the first operation to the last.
+    pub elapsed_ms: f64,
+    /// Operations per second.
+    pub ops_per_s: f64,
+    /// Commands per second.
+    pub commands_per_s: f64,
+    /// Operation latency, connection checkout excluded.
+    pub latency: LatencySummary,
+    /// Time to check a connection out of the pool (waits that timed out excluded).
+    pub pool_wait: LatencySummary,
+    /// Checkouts that gave up after `pool_wait_timeout_ms`; their operations were not sent.
+    pub pool_wait_timeouts: u64,
+    /// Share of the tasks' time spent waiting for a connection rather than in Redis (0 to 1):
+    /// near 1, the pool is the limit.
+    pub pool_wait_share: f64,
+    /// Keys the clean-up deleted.
+    pub keys_deleted: u64,
+}
+
+/// A progress snapshot.
+#[derive(Debug, Serialize)]
+struct Progress {
+    completed: u64,
+    pool_wait_timeouts: u64,
+    elapsed_ms: f64,
+}
+
+impl Experiment for RedisPool {
+    const KIND: &'static str = "redis";
+    const SUMMARY: &'static str =
+        "Operations on a pool of N Redis connections shared by M tasks: ops/s, latency, and time spent waiting for a connection";
+    type Params = RedisParams;
+    type Report = RedisReport;
+
+    fn example() -> RedisParams {
+        RedisParams {
+            pool_size: 10,
+            concurrency: 50,
+            ops: Some(100_000),
+            duration_ms: None,
+            mix: OpMix { get: 1, set: 1, incr: 0, pipeline: 0 },
+            pipeline_depth: 10,
+            value_bytes: 3,
+            keyspace: 1000,
+            pool_wait_timeout_ms: 1000,
+        }
+    }
+
+    fn availability(services: &Services) -> Availability {
+        match services.redis {
+            Some(_) => Availability::Available,
+            None => Availability::Unavailable("needs a Redis: set REDIS_URL (or --redis-url)".into()),
+        }
+    }
+
+    async fn run(ctx: JobContext, params: RedisParams) -> Result<RedisReport, ExperimentError> {
+        let redis = ctx.services().redis.clone().ok_or_else(|| ExperimentError::Unavailable("REDIS_URL is not set".into()))?;
+        let pool = LabPool::connect(&redis.config, params.pool_size as usize, Duration::from_millis(params.pool_wait_timeout_ms))
+            .await
+            .map_err(classify)?;
+        let key_prefix = format!("asynclab:{}:", ctx.job_id());
+        let budget = match (params.ops, params.duration_ms) {
+            (Some(ops), _) => Budget::Ops(ops),
+            (None, duration_ms) => Budget::Until(Instant::now() + Duration::from_millis(duration_ms.unwrap_or_default())),
+        };
+        let shared = Arc::new(Shared {
+            pool,
+            value: Bytes::from(vec![b'x'; params.value_bytes as usize]),
+            params,
+            budget,
+            key_prefix: key_prefix.clone(),
+            issued: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            wait_timeouts: AtomicU64::new(0),
+        });
+        let outcome = drive(&ctx, shared.clone()).await;
+        // After a failure Redis may be gone: try briefly, the run's own error is what matters.
+        let cleanup_timeout = if outcome.is_ok() { CLEANUP_TIMEOUT } else { FAILED_CLEANUP_TIMEOUT };
+        let cleanup = match shared.pool.connected() {
+            Some(client) => tokio::time::timeout(cleanup_timeout, delete_keys(client, &key_prefix)).await,
+            None => Ok(Err(fred::error::Error::new(fred::error::ErrorKind::IO, "no connection left for the clean-up"))),
+        };
+        shared.pool.close().await;
+        let (tally, elapsed) = outcome?;
+        let keys_deleted = match cleanup {
+            Ok(Ok(deleted)) => deleted,
+            Ok(Err(error)) => return Err(classify(error)),
+            Err(_) => return Err(ExperimentError::Timeout(format!("deleting the keys under {key_prefix} took too long"))),
+        };
+        Ok(report(&shared, tally, elapsed, keys_deleted))
+    }
+}
+
+/// Runs the tasks to the end of the budget, publishing progress; the first error stops them all.
+async fn drive(ctx: &JobContext, shared: Arc<Shared>) -> Result<(Tally, Duration), ExperimentError> {
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for seed in 0..u64::from(shared.params.concurrency) {
+        tasks.spawn(run_task(shared.clone(), seed));
+    }
+    let mut total = Tally::empty();
+    let mut ticker = tokio::time::interval(PROGRESS_PERIOD);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(tally))) => total.merge(&tally),
+                Some(Ok(Err(error))) => return Err(error),
+                Some(Err(error)) => return Err(ExperimentError::Internal(format!("a task failed: {error}"))),
+            },
+            _ = ticker.tick() => ctx.progress(Progress {
+                completed: shared.completed.load(Ordering::Relaxed),
+                pool_wait_timeouts: shared.wait_timeouts.load(Ordering::Relaxed),
+                elapsed_ms: millis(started.elapsed()),
+            }).await,
+        }
+    }
+    Ok((total, started.elapsed()))
+}
+
+/// Deletes every key under `prefix`; returns how many there were.
+async fn delete_keys(client: &Client, prefix: &str) -> Result<u64, fred::error::Error> {
+    let mut keys = client.scan_buffered(format!("{prefix}*"), Some(1000), None).chunks(UNLINK_BATCH);
+    let mut deleted = 0;
+    while let Some(batch) = keys.next().await {
+        let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
+        deleted += client.unlink::<u64, _>(batch).await?;
+    }
+    Ok(deleted)
+}
+
+fn report(shared: &Shared, tally: Tally, elapsed: Duration, keys_deleted: u64) -> RedisReport {
+    let ops: u64 = tally.counts.iter().sum();
+    let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
+    let waiting = tally.wait_total.as_secs_f64();
+    let busy = tally.busy_total.as_secs_f64();
+    RedisReport {
+        key_prefix: shared.key_prefix.clone(),
+        pool_size: shared.params.pool_size,
+        concurrency: shared.params.concurrency,
+        ops,
+        commands: tally.commands,
+        op_counts: OpCounts { get: tally.counts[0], set: tally.counts[1], incr: tally.counts[2], pipeline: tally.counts[3] },
+        elapsed_ms: millis(elapsed),
+        ops_per_s: ops as f64 / seconds,
+        commands_per_s: tally.commands as f64 / seconds,
+        latency: LatencySummary::from_micros(&tally.latency),
+        pool_wait: LatencySummary::from_micros(&tally.pool_wait),
+        pool_wait_timeouts: tally.wait_timeouts,
+        pool_wait_share: if waiting + busy > 0.0 { waiting / (waiting + busy) } else { 0.0 },
+        keys_deleted,
+    }
+}
