@@ -151,17 +151,20 @@ fn perform(call: &BlockingCall, tally: &Tally, stop: &CancellationToken) -> Item
 
 /// Ticks every [`HEARTBEAT_PERIOD`] from `first_due` until `done`, recording how late each
 /// tick fired. After a late tick the next is due a period later (no burst of catch-up ticks,
-/// so one stall is one sample).
+/// so one stall is one sample). The first tick is always recorded, even when the task first
+/// runs after `done` fired: a heartbeat starved for the whole run is the largest lag of all.
 async fn beat(first_due: Instant, tally: Arc<Tally>, done: CancellationToken) -> Histogram<u64> {
     let mut lag = latency_histogram();
     let mut due = first_due;
-    while !done.is_cancelled() {
+    loop {
         sleep_until(due).await;
         let now = Instant::now();
         let late = u64::try_from(now.saturating_duration_since(due).as_micros()).unwrap_or(u64::MAX);
         lag.saturating_record(late);
         tally.max_lag_micros.fetch_max(late, Ordering::Relaxed);
+        if done.is_cancelled() {
+            return lag;
+        }
         due = now + HEARTBEAT_PERIOD;
     }
-    lag
 }
