@@ -109,6 +109,25 @@ pub struct ServeConfig {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<SecretString>,
 
+    /// SFTP server the `sftp` experiment uses, as sftp://USER@HOST:PORT/DIR (DIR relative to the
+    /// login directory; no password in the URL). Unset, an in-process server on 127.0.0.1 serves
+    /// DATA_DIR/sftp.
+    #[arg(long, env = "ASYNCLAB_SFTP_URL")]
+    pub sftp_url: Option<String>,
+
+    /// Password for ASYNCLAB_SFTP_URL's user.
+    #[arg(long, env = "ASYNCLAB_SFTP_PASSWORD", hide_env_values = true, conflicts_with = "sftp_key_file")]
+    pub sftp_password: Option<SecretString>,
+
+    /// OpenSSH private key file (no passphrase) for ASYNCLAB_SFTP_URL's user.
+    #[arg(long, env = "ASYNCLAB_SFTP_KEY_FILE")]
+    pub sftp_key_file: Option<PathBuf>,
+
+    /// The SFTP server's host key fingerprint (SHA256:…, as `ssh-keygen -lf` prints it); any
+    /// other key is refused. Unset, the key is accepted and its fingerprint logged and reported.
+    #[arg(long, env = "ASYNCLAB_SFTP_KNOWN_HOST")]
+    pub sftp_known_host: Option<String>,
+
     /// S3-compatible endpoint of the `s3` experiment (http://host:port). Unset, an in-process S3
     /// endpoint serving DATA_DIR/s3 with credentials generated at start-up is used.
     #[arg(long, env = "AWS_ENDPOINT_URL_S3")]

@@ -58,6 +58,11 @@ impl Application {
             mysql_target: dependencies.mysql_target,
             redis: dependencies.redis,
             programs: ProgramAllowlist::resolve(&config.allow_programs, config.child_exe.as_deref()),
+            sftp: Some(
+                crate::experiments::sftp::target::SftpTarget::from_config(&config)
+                    .await
+                    .context("cannot set up the sftp experiment's server")?,
+            ),
         });
         let runner = Runner::new(
             store.clone(),

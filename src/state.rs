@@ -29,6 +29,8 @@ pub struct Services {
     pub redis: Option<RedisTarget>,
     /// The programs the `subprocess` experiment may run (`ASYNCLAB_ALLOW_PROGRAMS`), resolved.
     pub programs: crate::experiments::subprocess::allowlist::ProgramAllowlist,
+    /// The `sftp` experiment's server: `ASYNCLAB_SFTP_URL`, or the in-process one.
+    pub sftp: Option<crate::experiments::sftp::target::SftpTarget>,
     /// The `s3` experiment's endpoint and client: `AWS_ENDPOINT_URL_S3`, or the in-process one.
     pub s3: Option<crate::experiments::s3::target::S3Target>,
 }
@@ -79,6 +81,9 @@ impl Services {
         }
         if let Some(redis) = &self.redis {
             redis.close().await;
+        }
+        if let Some(server) = self.sftp.as_ref().and_then(|target| target.server.as_ref()) {
+            server.stop();
         }
         if let Some(s3) = &self.s3 {
             s3.close().await;

@@ -4,9 +4,11 @@
 pub mod blocking_offload;
 pub mod dedicated_runtime;
 pub mod database;
+pub mod file_io;
 pub mod http_fanout;
 pub mod redis_pool;
 pub mod runtime_echo;
+pub mod sftp;
 pub mod s3;
 pub mod structured_concurrency;
 pub mod subprocess;
@@ -201,6 +203,8 @@ static REGISTRY: LazyLock<Vec<ExperimentEntry>> = LazyLock::new(|| {
         entry::<task_local::TaskLocal>(),
         entry::<database::Database>(),
         entry::<redis_pool::RedisPool>(),
+        entry::<file_io::FileIo>(),
+        entry::<sftp::Sftp>(),
         entry::<s3::S3>(),
     ]
 });

@@ -9,6 +9,7 @@ pub mod echo;
 pub mod http;
 pub mod listener;
 pub mod s3;
+pub mod sftp;
 pub mod standalone;
 
 use std::sync::atomic::{AtomicU64, Ordering};
