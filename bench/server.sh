@@ -83,7 +83,7 @@ trap 'exit 130' INT TERM
 start_server() {
     python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$PORT" 2>/dev/null ||
         die "port $PORT is taken: choose another with PORT=..."
-    log "starting $binary on 127.0.0.1:${PORT} (data directory $workdir/data, SQLite store)"
+    log "starting $binary on 127.0.0.1:${PORT} (data directory $workdir/data)"
     env -u DATABASE_URL "${SERVER_ENV[@]}" RUST_LOG=warn ASYNCLAB_BIND="127.0.0.1:${PORT}" ASYNCLAB_DATA_DIR="$workdir/data" \
         "$binary" serve >"$workdir/server.log" 2>&1 &
     server_pid=$!
