@@ -5,101 +5,36 @@
 # API of a release asynclab, one after the other in one run, then a table of msg/s with the
 # ratio of the best asynclab flavour to uvloop. See bench/README.md.
 #
-# Settings (environment): CONNECTIONS (100), ROUND_TRIPS (200), MESSAGE_BYTES (2048),
-# ASYNCLAB_TOKEN (sent as a bearer token when set).
+# Settings (environment): CONNECTIONS (100), ROUND_TRIPS (200), MESSAGE_BYTES (2048), PORT
+# (a free one).
 set -euo pipefail
 
 CONNECTIONS=${CONNECTIONS:-100}
 ROUND_TRIPS=${ROUND_TRIPS:-200}
 MESSAGE_BYTES=${MESSAGE_BYTES:-2048}
 TARGET_RATIO=2.5
-POLL_INTERVAL_S=0.2
-READY_TIMEOUT_S=60
+PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+SERVER_ENV=()
+# shellcheck source=bench/server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/server.sh"
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
-
-log() {
-    printf '==> %s\n' "$*"
-}
-
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
-
-for tool in cargo curl python3; do
-    command -v "$tool" >/dev/null || die "$tool is required"
-done
-
-auth=()
-if [[ -n ${ASYNCLAB_TOKEN:-} ]]; then
-    auth=(-H "Authorization: Bearer ${ASYNCLAB_TOKEN}")
-fi
-
-log "machine"
-printf '    cores:  %s\n' "$(nproc)"
-printf '    cpu:    %s\n' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-printf '    kernel: %s\n' "$(uname -srm)"
+print_machine
 printf '    python: %s\n' "$(python3 --version 2>&1)"
-
 if ! python3 -c 'import uvloop' 2>/dev/null; then
     log "installing uvloop: pip install uvloop"
     python3 -m pip install --quiet uvloop || die "cannot install uvloop"
 fi
 printf '    uvloop: %s\n' "$(python3 -c 'import uvloop; print(uvloop.__version__)')"
-
-log "building: cargo build --release"
-cargo build --release
-binary="${CARGO_TARGET_DIR:-target}/release/asynclab"
-[[ -x $binary ]] || die "no binary at $binary"
-
-workdir=$(mktemp -d "${TMPDIR:-/tmp}/asynclab-echo.XXXXXX")
-server_pid=""
-
-cleanup() {
-    if [[ -n $server_pid ]]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$workdir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+build_release
 
 log "python asyncio echo: $CONNECTIONS connections × $ROUND_TRIPS round trips × $MESSAGE_BYTES B"
 python3 bench/echo_asyncio.py --connections "$CONNECTIONS" --round-trips "$ROUND_TRIPS" \
     --message-bytes "$MESSAGE_BYTES" --loop both | tee "$workdir/python.txt"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:${port}"
-log "starting $binary on 127.0.0.1:${port} (SQLite in $workdir/data)"
-RUST_LOG=warn ASYNCLAB_BIND="127.0.0.1:${port}" ASYNCLAB_DATA_DIR="$workdir/data" \
-    "$binary" serve >"$workdir/server.log" 2>&1 &
-server_pid=$!
-ready=false
-for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
-    kill -0 "$server_pid" 2>/dev/null || { cat "$workdir/server.log" >&2; die "the server exited during startup"; }
-    if curl -fsS "${auth[@]}" "$base/readyz" -o /dev/null 2>/dev/null; then
-        ready=true
-        break
-    fi
-    sleep 0.1
-done
-$ready || die "not ready after ${READY_TIMEOUT_S} s"
-
+start_server
 body=$(printf '{"connections":%s,"round_trips":%s,"message_bytes":%s}' "$CONNECTIONS" "$ROUND_TRIPS" "$MESSAGE_BYTES")
 log "launching: POST /experiments/runtime-echo $body"
-job_id=$(curl -fsS "${auth[@]}" -X POST -H 'Content-Type: application/json' --data "$body" \
-    "$base/experiments/runtime-echo" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
-while true; do
-    curl -fsS "${auth[@]}" "$base/jobs/$job_id" -o "$workdir/job.json"
-    status=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["status"])' "$workdir/job.json")
-    [[ $status == queued || $status == running ]] || break
-    sleep "$POLL_INTERVAL_S"
-done
-log "job $job_id ended: $status"
-[[ $status == succeeded ]] || { cat "$workdir/job.json" >&2; die "the job ended $status"; }
+run_job runtime-echo "$body" "$workdir/job.json"
 
 python3 - "$workdir/python.txt" "$workdir/job.json" "$TARGET_RATIO" <<'PY'
 import json, sys
