@@ -78,6 +78,11 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_ALLOW_HOSTS", value_delimiter = ',')]
     pub allow_hosts: Vec<String>,
 
+    /// A PEM file of CA certificates trusted for `https` fan-out targets besides Mozilla's roots
+    /// (a private CA, or the certificate of a self-signed test target).
+    #[arg(long, env = "ASYNCLAB_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+
     /// Programs the `subprocess` experiment may run (comma-separated): names found in /usr/bin
     /// or /bin, absolute paths, or `asynclab-child` (this binary's built-in child).
     #[arg(long, env = "ASYNCLAB_ALLOW_PROGRAMS", value_delimiter = ',', default_value = "asynclab-child,echo,sleep,seq")]

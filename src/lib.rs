@@ -17,6 +17,7 @@
 //! - [`targets`]: the built-in load target.
 //! - [`child`]: the built-in child program the `subprocess` experiment runs.
 //! - [`outbound`]: where experiments may connect.
+//! - [`tls`]: trusted roots and certificates for https targets.
 //! - [`stats`], [`validation`], [`telemetry`]: shared helpers.
 
 pub mod api;
@@ -33,4 +34,5 @@ pub mod stats;
 pub mod store;
 pub mod targets;
 pub mod telemetry;
+pub mod tls;
 pub mod validation;

@@ -23,6 +23,7 @@ use crate::state::{AppState, Services};
 use crate::store::StoreLocation;
 use crate::targets::TargetStats;
 use crate::targets::listener::CountingListener;
+use crate::tls::TrustedRoots;
 
 /// A built application with its listener bound (port 0 picks a free port).
 pub struct Application {
@@ -51,8 +52,10 @@ impl Application {
         let dependencies = crate::dependencies::build(&config).await?;
         let outbound = OutboundPolicy::new(config.allow_hosts.clone());
         let s3 = S3Target::build(&config, &outbound).await.context("cannot set up the s3 experiment's endpoint")?;
+        let tls_roots = TrustedRoots::load(config.tls_ca_file.as_deref()).context("cannot load ASYNCLAB_TLS_CA_FILE")?;
         let services = Arc::new(Services {
             outbound,
+            tls_roots,
             s3: Some(s3),
             pg_target: dependencies.pg_target,
             mysql_target: dependencies.mysql_target,

@@ -21,6 +21,8 @@ use crate::targets::TargetStats;
 pub struct Services {
     /// Where experiments may connect.
     pub outbound: OutboundPolicy,
+    /// The CAs `https` targets are checked against.
+    pub tls_roots: crate::tls::TrustedRoots,
     /// The `database` experiment's PostgreSQL target (`ASYNCLAB_PG_TARGET_URL`), when configured.
     pub pg_target: Option<sqlx::PgPool>,
     /// The `database` experiment's MySQL target (`ASYNCLAB_MYSQL_TARGET_URL`), when configured.

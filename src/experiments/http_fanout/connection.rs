@@ -2,16 +2,17 @@
 //! connection), so the number of open connections is exactly the number of workers holding one;
 //! and what HTTP/1.1 and HTTP/2 share: connecting, reading a response, classifying failures.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+
+use super::dial::{Dialer, Stream};
+use super::plan::Endpoint;
 
 /// Why a request produced no response; the names are the report's error kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,10 @@ pub enum FailureKind {
     Connect,
     /// Connecting took longer than `connect_timeout_ms`.
     ConnectTimeout,
+    /// The TLS handshake failed (an untrusted or mismatched certificate, no common protocol version).
+    Tls,
+    /// HTTP/2 was asked for over `https` and the server did not select it by ALPN.
+    Alpn,
     /// An open-model arrival waited longer than `pool_timeout_ms` for a free connection.
     PoolTimeout,
     /// The request did not finish within its time limit.
@@ -41,6 +46,8 @@ impl FailureKind {
             FailureKind::ConnectRefused => "connect_refused",
             FailureKind::Connect => "connect",
             FailureKind::ConnectTimeout => "connect_timeout",
+            FailureKind::Tls => "tls",
+            FailureKind::Alpn => "alpn",
             FailureKind::PoolTimeout => "pool_timeout",
             FailureKind::Timeout => "timeout",
             FailureKind::ConnectionClosed => "connection_closed",
@@ -84,23 +91,16 @@ pub async fn read_response(response: hyper::Response<hyper::body::Incoming>) -> 
     Ok(Response { status, body_bytes })
 }
 
-type Driver = http1::Connection<TokioIo<TcpStream>, Empty<Bytes>>;
+/// A request as the fan-out sends it: the body is a shared buffer (empty for most requests).
+pub type FanoutRequest = Request<Full<Bytes>>;
 
-/// Opens a TCP connection with Nagle's algorithm off (requests are small and latency-sensitive).
-pub async fn connect(address: SocketAddr) -> Result<TcpStream, FailureKind> {
-    let stream = TcpStream::connect(address).await.map_err(|error| match error.kind() {
-        std::io::ErrorKind::ConnectionRefused => FailureKind::ConnectRefused,
-        _ => FailureKind::Connect,
-    })?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
-}
+type Driver = http1::Connection<TokioIo<Stream>, Full<Bytes>>;
 
 /// An open HTTP/1.1 connection to one endpoint.
 pub struct Connection {
     /// Which endpoint of the plan it is connected to.
     pub endpoint: usize,
-    sender: http1::SendRequest<Empty<Bytes>>,
+    sender: http1::SendRequest<Full<Bytes>>,
     /// The connection's I/O state machine, polled alongside each exchange.
     driver: Pin<Box<Driver>>,
     /// Set once the driver has finished: the connection cannot be used again.
@@ -108,9 +108,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `address` and performs the HTTP/1.1 handshake.
-    pub async fn open(endpoint: usize, address: SocketAddr) -> Result<Self, FailureKind> {
-        let stream = connect(address).await?;
+    /// Connects to `target` (plan endpoint number `endpoint`) and performs the HTTP/1.1 handshake.
+    pub async fn open(endpoint: usize, target: &Endpoint, dialer: &Dialer) -> Result<Self, FailureKind> {
+        let stream = dialer.connect(target).await?;
         let (sender, driver) = http1::handshake(TokioIo::new(stream)).await.map_err(|error| classify(&error))?;
         Ok(Connection { endpoint, sender, driver: Box::pin(driver), finished: false })
     }
@@ -125,7 +125,7 @@ impl Connection {
     }
 
     /// Sends `request` and reads the whole response body.
-    pub async fn exchange(&mut self, request: Request<Empty<Bytes>>) -> Result<Response, FailureKind> {
+    pub async fn exchange(&mut self, request: FanoutRequest) -> Result<Response, FailureKind> {
         let Connection { sender, driver, finished, .. } = self;
         let response = async {
             sender.ready().await.map_err(|error| classify(&error))?;

@@ -1,23 +1,35 @@
-//! HTTP/2 over cleartext with prior knowledge (h2c): `max_connections` connections, each shared
+//! HTTP/2 (h2c with prior knowledge, or negotiated by ALPN over TLS): `max_connections` connections, each shared
 //! by the workers of its slot, every request a stream of its own — so `concurrency` requests can
 //! be in flight over few connections.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
-use hyper::Request;
+use http_body_util::Full;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use super::connection::{FailureKind, Response, classify, connect, read_response};
+use super::connection::{FailureKind, FanoutRequest, Response, classify, read_response};
+use super::dial::Dialer;
+use super::plan::Endpoint;
 use super::tally::SharedTally;
 
-type Sender = http2::SendRequest<Empty<Bytes>>;
+type Sender = http2::SendRequest<Full<Bytes>>;
+
+/// Where and how a stream's connection is opened.
+pub struct Route<'a> {
+    /// The plan's endpoint number.
+    pub endpoint: usize,
+    /// The endpoint itself.
+    pub target: &'a Endpoint,
+    /// Opens the connection.
+    pub dialer: &'a Dialer,
+    /// Opening's time limit.
+    pub connect_timeout: Duration,
+}
 
 /// The shared HTTP/2 connections of one fan-out.
 pub struct H2Connections {
@@ -39,22 +51,16 @@ impl H2Connections {
 
     /// A sender on `worker`'s slot's connection to `endpoint`, connecting first when the slot is
     /// empty, closed or connected elsewhere.
-    async fn sender(
-        &self,
-        worker: usize,
-        endpoint: usize,
-        address: SocketAddr,
-        connect_timeout: Duration,
-        tally: &SharedTally,
-    ) -> Result<Sender, FailureKind> {
+    async fn sender(&self, worker: usize, route: &Route<'_>, tally: &SharedTally) -> Result<Sender, FailureKind> {
         let mut slot = self.slots[worker % self.slots.len()].lock().await;
         if let Some((connected_to, sender)) = slot.as_ref() {
-            if *connected_to == endpoint && !sender.is_closed() {
+            if *connected_to == route.endpoint && !sender.is_closed() {
                 return Ok(sender.clone());
             }
         }
         *slot = None;
-        let stream = timeout(connect_timeout, connect(address)).await.map_err(|_| FailureKind::ConnectTimeout)??;
+        let stream =
+            timeout(route.connect_timeout, route.dialer.connect(route.target)).await.map_err(|_| FailureKind::ConnectTimeout)??;
         let (sender, driver) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(|error| classify(&error))?;
@@ -62,7 +68,7 @@ impl H2Connections {
             let _ = driver.await;
         });
         tally.connections_opened.fetch_add(1, Ordering::Relaxed);
-        *slot = Some((endpoint, sender.clone()));
+        *slot = Some((route.endpoint, sender.clone()));
         Ok(sender)
     }
 
@@ -70,12 +76,11 @@ impl H2Connections {
     pub async fn exchange(
         &self,
         worker: usize,
-        (endpoint, address): (usize, SocketAddr),
-        connect_timeout: Duration,
+        route: &Route<'_>,
         tally: &SharedTally,
-        request: Request<Empty<Bytes>>,
+        request: FanoutRequest,
     ) -> Result<Response, FailureKind> {
-        let mut sender = self.sender(worker, endpoint, address, connect_timeout, tally).await?;
+        let mut sender = self.sender(worker, route, tally).await?;
         sender.ready().await.map_err(|error| classify(&error))?;
         read_response(sender.send_request(request).await.map_err(|error| classify(&error))?).await
     }

@@ -7,10 +7,12 @@
 //! the control plane's runtime stays free.
 
 pub mod connection;
+pub mod dial;
 pub mod h2;
 pub mod params;
 pub mod plan;
 pub mod report;
+pub mod request_spec;
 pub mod schedule;
 pub mod tally;
 pub mod thresholds;
@@ -24,6 +26,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
+use self::dial::Dialer;
 use self::h2::H2Connections;
 use self::params::{FanoutParams, HttpMethod, HttpVersion, check_url};
 use self::plan::FanoutPlan;
@@ -53,7 +56,10 @@ impl Experiment for HttpFanout {
             url: Some("http://127.0.0.1:8080/targets/hello/{i}".into()),
             count: Some(2000),
             urls: None,
+            targets: None,
             method: HttpMethod::Get,
+            headers: None,
+            body: None,
             max_connections: 8,
             concurrency: None,
             max_per_second: None,
@@ -71,10 +77,15 @@ impl Experiment for HttpFanout {
 
     fn admit(params: &Self::Params, services: &Services, errors: &mut FieldErrors) {
         let policy = &services.outbound;
-        let targets: Vec<(String, String)> = match (&params.url, &params.urls) {
-            (Some(template), _) => vec![("url".into(), template.replace("{i}", "0"))],
-            (None, Some(urls)) => urls.iter().enumerate().map(|(i, url)| (format!("urls[{i}]"), url.clone())).collect(),
-            (None, None) => Vec::new(),
+        let targets: Vec<(String, String)> = match (&params.url, &params.urls, &params.targets) {
+            (Some(template), _, _) => vec![("url".into(), template.replace("{i}", "0"))],
+            (None, Some(urls), _) => urls.iter().enumerate().map(|(i, url)| (format!("urls[{i}]"), url.clone())).collect(),
+            (None, None, Some(targets)) => targets
+                .iter()
+                .enumerate()
+                .map(|(i, target)| (format!("targets[{i}].url"), target.url.replace("{i}", "0")))
+                .collect(),
+            (None, None, None) => Vec::new(),
         };
         for (field, raw) in targets {
             if let Ok(url) = check_url(&raw) {
@@ -87,6 +98,7 @@ impl Experiment for HttpFanout {
 
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
         let plan = FanoutPlan::resolve(&params, &ctx.services().outbound).await?;
+        let dialer = Dialer::new(params.http_version, plan.needs_tls(), &ctx.services().tls_roots)?;
         let workers = params.workers() as usize;
         let started = Instant::now();
         let schedule = params.is_open_model().then(|| ArrivalSchedule::new(&params.stages()));
@@ -107,7 +119,7 @@ impl Experiment for HttpFanout {
         let total = schedule.as_ref().map(ArrivalSchedule::total).or(params.request_cap());
         let fanout = Arc::new(Fanout {
             plan,
-            method: params.method.to_http(),
+            dialer,
             feed,
             tally: SharedTally::new(),
             request_timeout: Duration::from_millis(params.timeout_ms),

@@ -1,9 +1,12 @@
 //! Parameters of `http-fanout` and their validation.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use url::Url;
 use utoipa::ToSchema;
 
+use super::request_spec::{TargetSpec, validate_body, validate_headers, validate_targets, validate_template};
 use super::thresholds::Thresholds;
 use crate::validation::{FieldErrors, Validate};
 
@@ -33,10 +36,12 @@ pub enum HttpMethod {
     Get,
     /// HEAD
     Head,
-    /// POST (empty body)
+    /// POST
     Post,
-    /// PUT (empty body)
+    /// PUT
     Put,
+    /// PATCH
+    Patch,
     /// DELETE
     Delete,
     /// OPTIONS
@@ -51,6 +56,7 @@ impl HttpMethod {
             HttpMethod::Head => hyper::Method::HEAD,
             HttpMethod::Post => hyper::Method::POST,
             HttpMethod::Put => hyper::Method::PUT,
+            HttpMethod::Patch => hyper::Method::PATCH,
             HttpMethod::Delete => hyper::Method::DELETE,
             HttpMethod::Options => hyper::Method::OPTIONS,
         }
@@ -64,7 +70,8 @@ pub enum HttpVersion {
     /// HTTP/1.1: one request at a time per connection.
     #[default]
     Http1,
-    /// HTTP/2 over cleartext with prior knowledge (h2c): many streams per connection.
+    /// HTTP/2: many streams per connection; over `http` with prior knowledge (h2c), over
+    /// `https` negotiated by ALPN (a server that does not offer `h2` fails the request as `alpn`).
     Http2,
 }
 
@@ -78,7 +85,7 @@ pub struct RampStep {
     pub duration_ms: u64,
 }
 
-/// Parameters of an `http-fanout` run. Give `url` with `count` or `duration_ms`, or `urls`.
+/// Parameters of an `http-fanout` run. Give `url` or `targets` with `count` or `duration_ms`, or `urls`.
 /// Without `rate` or `ramp` the load model is closed (each worker sends its next request when
 /// the previous one is answered); with them it is open (requests arrive on a fixed schedule
 /// whatever the server does, and latency is measured from each request's intended start).
@@ -96,10 +103,21 @@ pub struct FanoutParams {
     /// Explicit URLs (1 to 10,000), requested in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
-    /// The method of every request.
+    /// A weighted mix of requests (1 to 1000 entries), each with its own URL template, method,
+    /// headers and body; requests take turns in proportion to the weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<TargetSpec>>,
+    /// The method of every request (a target's own `method` overrides it).
     #[serde(default)]
     #[schema(inline)]
     pub method: HttpMethod,
+    /// Extra headers on every request (at most 32; not `Host`, framing or hop-by-hop headers,
+    /// and no credentials: parameters are stored with the job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// The body of every request, sent with `Content-Length` (at most 64 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// The most connections open at once (1 to 4096); never exceeded.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
@@ -191,13 +209,11 @@ impl FanoutParams {
     }
 }
 
-/// Checks that a URL is one the fan-out can request: `http`, with a host.
+/// Checks that a URL is one the fan-out can request: `http` or `https`, with a host.
 pub fn check_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|error| format!("not a valid URL: {error}"))?;
-    match url.scheme() {
-        "http" => {}
-        "https" => return Err("https targets are not supported yet; use http".into()),
-        other => return Err(format!("scheme {other:?} is not supported; use http")),
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?} is not supported; use http or https", url.scheme()));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("the URL has no host".into());
@@ -207,16 +223,20 @@ pub fn check_url(raw: &str) -> Result<Url, String> {
 
 impl Validate for FanoutParams {
     fn validate(&self, errors: &mut FieldErrors) {
-        match (&self.url, &self.urls) {
-            (Some(_), Some(_)) => errors.add("urls", "give either url or urls, not both"),
-            (None, None) => errors.add("url", "required unless urls is given"),
-            (Some(template), None) => {
-                if self.count.is_none() && self.duration_ms.is_none() && !self.is_open_model() {
-                    errors.add("count", "required with url unless duration_ms, rate or ramp is given");
-                }
-                validate_template(template, errors);
+        let given = [self.url.is_some(), self.urls.is_some(), self.targets.is_some()].iter().filter(|given| **given).count();
+        let needs_count = self.count.is_none() && self.duration_ms.is_none() && !self.is_open_model();
+        match (&self.url, &self.urls, &self.targets) {
+            _ if given > 1 => errors.add("url", "give one of url, urls or targets"),
+            (None, None, None) => errors.add("url", "required unless urls or targets is given"),
+            (Some(template), _, _) => {
+                errors.check(!needs_count, "count", "required with url unless duration_ms, rate or ramp is given");
+                validate_template(template, "url", errors);
             }
-            (None, Some(urls)) => {
+            (_, _, Some(targets)) => {
+                errors.check(!needs_count, "count", "required with targets unless duration_ms, rate or ramp is given");
+                validate_targets(targets, errors);
+            }
+            (None, Some(urls), None) => {
                 errors.check(
                     (1..=MAX_URLS).contains(&urls.len()),
                     "urls",
@@ -231,6 +251,12 @@ impl Validate for FanoutParams {
         }
         if let Some(count) = self.count {
             errors.range("count", count, 1, MAX_COUNT);
+        }
+        if let Some(headers) = &self.headers {
+            validate_headers(headers, "headers", errors);
+        }
+        if let Some(body) = &self.body {
+            validate_body(body, "body", errors);
         }
         if let Some(duration) = self.duration_ms {
             errors.range("duration_ms", duration, 1, MAX_DURATION_MS);
@@ -300,17 +326,6 @@ impl FanoutParams {
     }
 }
 
-fn validate_template(template: &str, errors: &mut FieldErrors) {
-    let (first, second) = match (check_url(&template.replace("{i}", "0")), check_url(&template.replace("{i}", "1"))) {
-        (Ok(first), Ok(second)) => (first, second),
-        (Err(reason), _) | (_, Err(reason)) => return errors.add("url", reason),
-    };
-    errors.check(
-        first.host_str() == second.host_str() && first.port_or_known_default() == second.port_or_known_default(),
-        "url",
-        "{i} may only appear in the path or query, not in the host or port",
-    );
-}
 
 #[cfg(test)]
 mod tests {
@@ -331,6 +346,7 @@ mod tests {
         assert_eq!(fields(&params(serde_json::json!({"url": "http://127.0.0.1/{i}"}))), ["count"]);
         assert!(fields(&params(serde_json::json!({"url": "http://127.0.0.1/{i}", "duration_ms": 500}))).is_empty());
         assert_eq!(fields(&params(serde_json::json!({"url": "ftp://127.0.0.1/{i}", "count": 1}))), ["url"]);
+        assert!(fields(&params(serde_json::json!({"url": "https://127.0.0.1/{i}", "count": 1}))).is_empty());
         assert_eq!(fields(&params(serde_json::json!({"url": "http://h{i}.local/", "count": 2}))), ["url"]);
         assert!(fields(&params(serde_json::json!({"url": "http://127.0.0.1/{i}", "count": 5}))).is_empty());
     }

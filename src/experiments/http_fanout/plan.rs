@@ -1,13 +1,19 @@
-//! The requests of a fan-out: which endpoint and path request `i` goes to, resolved once
-//! before the first request and checked against the outbound allowlist.
+//! The requests of a fan-out: which endpoint, method, path, headers and body request `i`
+//! carries, resolved once before the first request and checked against the outbound allowlist.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::PathAndQuery;
+use rustls_pki_types::ServerName;
 use url::{Position, Url};
 
+use super::dial::server_name;
 use super::params::{FanoutParams, check_url};
+use super::request_spec::weighted_cycle;
 use crate::experiments::ExperimentError;
 use crate::outbound::OutboundPolicy;
 
@@ -17,17 +23,51 @@ pub struct Endpoint {
     /// `host[:port]`, as the `Host` header and HTTP/2's `:authority` carry it.
     pub authority: String,
     /// `authority` as a ready header value (cloning it is a reference count).
-    pub host_header: hyper::header::HeaderValue,
+    pub host_header: HeaderValue,
     /// The address connections go to (the first the host resolved to).
     pub address: SocketAddr,
+    /// For `https`: the name the server's certificate must carry.
+    pub tls_name: Option<ServerName<'static>>,
 }
 
+impl Endpoint {
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_name.is_some() { "https" } else { "http" }
+    }
+}
+
+/// One kind of request: where it goes and what it carries.
 #[derive(Debug)]
-enum Requests {
-    /// One endpoint; `{i}` in the path is replaced per request.
-    Template { path: String },
-    /// Explicit URLs, cycled: (endpoint index, path and query).
-    List(Vec<(usize, String)>),
+pub struct RequestTemplate {
+    /// The endpoint's index in [`FanoutPlan::endpoints`].
+    pub endpoint: usize,
+    /// The path and query; `{i}` is replaced by the request's number when `numbered`.
+    path: String,
+    /// Whether `path` holds `{i}`.
+    numbered: bool,
+    /// The method.
+    pub method: hyper::Method,
+    /// Extra headers, added to every request of this kind.
+    pub headers: HeaderMap,
+    /// The body (empty for none); cloning it is a reference count.
+    pub body: Bytes,
+}
+
+impl RequestTemplate {
+    /// The path and query of request `index`.
+    pub fn path(&self, index: u64) -> Cow<'_, str> {
+        if self.numbered { Cow::Owned(self.path.replace("{i}", &index.to_string())) } else { Cow::Borrowed(&self.path) }
+    }
+}
+
+/// How request numbers map to request kinds.
+#[derive(Debug)]
+enum Order {
+    /// Request `i` is kind `i mod n`.
+    Cycle,
+    /// Request `i` is the kind at `i mod len` of a weighted cycle.
+    Weighted(Vec<u16>),
 }
 
 /// Every request of a fan-out, computed on demand so memory does not grow with `count`.
@@ -35,61 +75,107 @@ enum Requests {
 pub struct FanoutPlan {
     /// The distinct servers.
     pub endpoints: Vec<Endpoint>,
-    requests: Requests,
+    /// The kinds of request.
+    templates: Vec<RequestTemplate>,
+    order: Order,
+}
+
+/// A request kind before its endpoint is resolved.
+struct Spec<'a> {
+    url: &'a str,
+    method: Option<super::params::HttpMethod>,
+    headers: Option<&'a BTreeMap<String, String>>,
+    body: Option<&'a String>,
 }
 
 impl FanoutPlan {
     /// Resolves the parameters' targets through the outbound policy.
     pub async fn resolve(params: &FanoutParams, policy: &OutboundPolicy) -> Result<Self, ExperimentError> {
+        let shared = |url| Spec { url, method: None, headers: None, body: None };
+        let (specs, order): (Vec<Spec<'_>>, Order) = match (&params.url, &params.urls, &params.targets) {
+            (Some(template), _, _) => (vec![shared(template.as_str())], Order::Cycle),
+            (None, Some(urls), _) => (urls.iter().map(|url| shared(url.as_str())).collect(), Order::Cycle),
+            (None, None, Some(targets)) => {
+                let weights: Vec<u32> = targets.iter().map(|target| target.weight).collect();
+                let specs = targets
+                    .iter()
+                    .map(|target| Spec {
+                        url: &target.url,
+                        method: target.method,
+                        headers: target.headers.as_ref(),
+                        body: target.body.as_ref(),
+                    })
+                    .collect();
+                (specs, Order::Weighted(weighted_cycle(&weights)))
+            }
+            (None, None, None) => return Err(ExperimentError::Internal("no target in validated parameters".into())),
+        };
         let mut endpoints: Vec<Endpoint> = Vec::new();
-        let mut endpoint_of = async |url: &Url| -> Result<usize, ExperimentError> {
-            let authority = authority(url);
-            if let Some(index) = endpoints.iter().position(|endpoint| endpoint.authority == authority) {
-                return Ok(index);
+        let mut templates = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let url = parse(&spec.url.replace("{i}", "0"))?;
+            let endpoint = endpoint_index(&mut endpoints, &url, policy).await?;
+            // A template stays raw so `{i}` is not percent-encoded; a plain URL is normalized.
+            let path = match spec.url.contains("{i}") {
+                true => template_path(spec.url),
+                false => url[Position::BeforePath..Position::AfterQuery].to_string(),
+            };
+            PathAndQuery::try_from(path.replace("{i}", "0"))
+                .map_err(|error| ExperimentError::Refused(format!("url path is not valid: {error}")))?;
+            let mut headers = HeaderMap::new();
+            for (name, value) in params.headers.iter().chain(spec.headers).flatten() {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ExperimentError::Refused(format!("{name} is not a valid header name")))?;
+                let value = HeaderValue::from_str(value)
+                    .map_err(|_| ExperimentError::Refused(format!("the value of {name} is not a valid header value")))?;
+                headers.insert(name, value);
             }
-            policy.check_url(url).map_err(ExperimentError::Refused)?;
-            let host = url.host_str().unwrap_or_default();
-            let port = url.port_or_known_default().unwrap_or(80);
-            let addresses = policy.resolve(host, port).await.map_err(ExperimentError::Refused)?;
-            let host_header = hyper::header::HeaderValue::from_str(&authority)
-                .map_err(|_| ExperimentError::Refused(format!("{authority} is not a valid host")))?;
-            endpoints.push(Endpoint { authority, host_header, address: addresses[0] });
-            Ok(endpoints.len() - 1)
-        };
-        let requests = match (&params.url, &params.urls) {
-            (Some(template), _) => {
-                let url = parse(&template.replace("{i}", "0"))?;
-                endpoint_of(&url).await?;
-                let path = template_path(template);
-                PathAndQuery::try_from(path.replace("{i}", "0"))
-                    .map_err(|error| ExperimentError::Refused(format!("url path is not valid: {error}")))?;
-                Requests::Template { path }
-            }
-            (None, Some(urls)) => {
-                let mut list = Vec::with_capacity(urls.len());
-                for raw in urls {
-                    let url = parse(raw)?;
-                    let endpoint = endpoint_of(&url).await?;
-                    list.push((endpoint, url[Position::BeforePath..Position::AfterQuery].to_string()));
-                }
-                Requests::List(list)
-            }
-            (None, None) => return Err(ExperimentError::Internal("no target in validated parameters".into())),
-        };
-        Ok(FanoutPlan { endpoints, requests })
+            templates.push(RequestTemplate {
+                endpoint,
+                numbered: path.contains("{i}"),
+                path,
+                method: spec.method.unwrap_or(params.method).to_http(),
+                headers,
+                body: spec.body.or(params.body.as_ref()).map_or_else(Bytes::new, |body| Bytes::from(body.clone())),
+            });
+        }
+        Ok(FanoutPlan { endpoints, templates, order })
     }
 
-    /// The endpoint index and the path-and-query of request `index`.
-    pub fn request(&self, index: u64) -> (usize, Cow<'_, str>) {
-        match &self.requests {
-            Requests::Template { path } if path.contains("{i}") => (0, Cow::Owned(path.replace("{i}", &index.to_string()))),
-            Requests::Template { path } => (0, Cow::Borrowed(path)),
-            Requests::List(list) => {
-                let (endpoint, path) = &list[(index % list.len() as u64) as usize];
-                (*endpoint, Cow::Borrowed(path))
-            }
-        }
+    /// The kind of request `index`.
+    pub fn request(&self, index: u64) -> &RequestTemplate {
+        let kind = match &self.order {
+            Order::Cycle => (index % self.templates.len() as u64) as usize,
+            Order::Weighted(cycle) => usize::from(cycle[(index % cycle.len() as u64) as usize]),
+        };
+        &self.templates[kind]
     }
+
+    /// Whether any endpoint is `https`.
+    pub fn needs_tls(&self) -> bool {
+        self.endpoints.iter().any(|endpoint| endpoint.tls_name.is_some())
+    }
+}
+
+/// The index of `url`'s endpoint, resolving and checking it the first time it is seen.
+async fn endpoint_index(endpoints: &mut Vec<Endpoint>, url: &Url, policy: &OutboundPolicy) -> Result<usize, ExperimentError> {
+    let authority = authority(url);
+    let tls = url.scheme() == "https";
+    if let Some(index) = endpoints.iter().position(|endpoint| endpoint.authority == authority && endpoint.tls_name.is_some() == tls) {
+        return Ok(index);
+    }
+    policy.check_url(url).map_err(ExperimentError::Refused)?;
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addresses = policy.resolve(host, port).await.map_err(ExperimentError::Refused)?;
+    let host_header =
+        HeaderValue::from_str(&authority).map_err(|_| ExperimentError::Refused(format!("{authority} is not a valid host")))?;
+    let tls_name = match tls {
+        true => Some(server_name(host).ok_or_else(|| ExperimentError::Refused(format!("{host} is not a valid TLS server name")))?),
+        false => None,
+    };
+    endpoints.push(Endpoint { authority, host_header, address: addresses[0], tls_name });
+    Ok(endpoints.len() - 1)
 }
 
 fn parse(raw: &str) -> Result<Url, ExperimentError> {
@@ -145,7 +231,7 @@ mod tests {
         .unwrap();
         assert_eq!(plan.endpoints.len(), 1);
         assert_eq!(plan.endpoints[0].authority, "127.0.0.1:9");
-        assert_eq!(plan.request(41).1, "/n/41");
+        assert_eq!(plan.request(41).path(41), "/n/41");
     }
 
     #[tokio::test]
@@ -157,8 +243,35 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(plan.endpoints.len(), 2);
-        assert_eq!(plan.request(1), (0, Cow::Borrowed("/b?c=1")));
-        assert_eq!(plan.request(5), (1, Cow::Borrowed("/")));
+        assert_eq!((plan.request(1).endpoint, plan.request(1).path(1)), (0, Cow::Borrowed("/b?c=1")));
+        assert_eq!((plan.request(5).endpoint, plan.request(5).path(5)), (1, Cow::Borrowed("/")));
+    }
+
+    #[tokio::test]
+    async fn weighted_targets_carry_their_own_method_headers_and_body() {
+        let plan = FanoutPlan::resolve(
+            &params(serde_json::json!({
+                "count": 8, "headers": {"x-run": "7", "x-kind": "shared"}, "body": "shared",
+                "targets": [
+                    {"url": "http://127.0.0.1:9/a/{i}", "weight": 3},
+                    {"url": "https://localhost:9/b", "method": "POST", "headers": {"x-kind": "own"}, "body": "own"}
+                ]
+            })),
+            &OutboundPolicy::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(plan.endpoints.len(), 2);
+        assert!(plan.needs_tls());
+        assert_eq!(plan.endpoints[1].scheme(), "https");
+        let kinds: Vec<usize> = (0..8).map(|index| plan.request(index).endpoint).collect();
+        assert_eq!(kinds, [0, 0, 1, 0, 0, 0, 1, 0]);
+        let (first, second) = (plan.request(0), plan.request(2));
+        assert_eq!((first.method.as_str(), first.path(4).as_ref(), &first.body[..]), ("GET", "/a/4", &b"shared"[..]));
+        assert_eq!((second.method.as_str(), second.path(2).as_ref(), &second.body[..]), ("POST", "/b", &b"own"[..]));
+        assert_eq!(first.headers["x-kind"], "shared");
+        assert_eq!(second.headers["x-kind"], "own");
+        assert_eq!(second.headers["x-run"], "7");
     }
 
     #[tokio::test]

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::Full;
 use hyper::Request;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::connection::{self, Connection, FailureKind};
-use super::h2::H2Connections;
-use super::plan::FanoutPlan;
+use super::connection::{self, Connection, FailureKind, FanoutRequest};
+use super::dial::Dialer;
+use super::h2::{H2Connections, Route};
+use super::plan::{Endpoint, FanoutPlan, RequestTemplate};
 use super::schedule::Pacing;
 use super::tally::{Measured, SharedTally};
 
@@ -76,8 +76,8 @@ impl Feed {
 pub struct Fanout {
     /// Where requests go.
     pub plan: FanoutPlan,
-    /// The method of every request.
-    pub method: hyper::Method,
+    /// Opens connections (TCP, and TLS for `https`).
+    pub dialer: Dialer,
     /// Where requests come from.
     pub feed: Feed,
     /// Counters and histograms.
@@ -113,22 +113,10 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
                 continue;
             }
         }
-        let (endpoint, path) = fanout.plan.request(arrival.index);
-        let target = &fanout.plan.endpoints[endpoint];
-        let authority = &target.authority;
-        let request = match &fanout.transport {
-            Transport::Http1 { keep_alive } => {
-                let request = Request::builder().method(fanout.method.clone()).uri(path.as_ref());
-                let request = request.header(hyper::header::HOST, target.host_header.clone());
-                if *keep_alive { request } else { request.header(hyper::header::CONNECTION, "close") }
-            }
-            // HTTP/2 carries the authority in the URI (`:authority`), so the URI is absolute.
-            Transport::Http2(_) => Request::builder()
-                .method(fanout.method.clone())
-                .version(hyper::Version::HTTP_2)
-                .uri(format!("http://{authority}{path}")),
-        };
-        let Ok(request) = request.body(Empty::<Bytes>::new()) else {
+        let template = fanout.plan.request(arrival.index);
+        let target = &fanout.plan.endpoints[template.endpoint];
+        let path = template.path(arrival.index);
+        let Ok(request) = build_request(&fanout.transport, template, target, &path) else {
             fanout.tally.record_error(worker, FailureKind::InvalidRequest.as_str());
             continue;
         };
@@ -139,7 +127,7 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
         request_deadline.as_mut().reset(sent + fanout.request_timeout);
         let outcome = tokio::select! {
             biased;
-            outcome = send(&fanout, worker, &mut connection, endpoint, request) => Ok(outcome),
+            outcome = send(&fanout, worker, &mut connection, template.endpoint, request) => Ok(outcome),
             () = &mut request_deadline => Err(()),
         };
         fanout.tally.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -175,12 +163,36 @@ fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// Request `path` of kind `template`, with the headers the transport needs.
+fn build_request(transport: &Transport, template: &RequestTemplate, target: &Endpoint, path: &str) -> Result<FanoutRequest, hyper::http::Error> {
+    let builder = match transport {
+        Transport::Http1 { keep_alive } => {
+            let builder = Request::builder().method(template.method.clone()).uri(path).header(hyper::header::HOST, target.host_header.clone());
+            if *keep_alive { builder } else { builder.header(hyper::header::CONNECTION, "close") }
+        }
+        // HTTP/2 carries the scheme and authority in the URI (`:scheme`, `:authority`).
+        Transport::Http2(_) => Request::builder()
+            .method(template.method.clone())
+            .version(hyper::Version::HTTP_2)
+            .uri(format!("{}://{}{path}", target.scheme(), target.authority)),
+    };
+    let mut request = builder.body(Full::new(template.body.clone()))?;
+    if !template.headers.is_empty() {
+        request.headers_mut().extend(template.headers.clone());
+    }
+    if !template.body.is_empty() {
+        request.headers_mut().insert(hyper::header::CONTENT_LENGTH, template.body.len().into());
+    }
+    Ok(request)
+}
+
 /// The bytes of a request as HTTP/1.1 writes it: request line, headers, blank line, body
 /// (HTTP/2's compressed headers are smaller: an upper bound there).
-fn request_size(request: &Request<Empty<Bytes>>, path_bytes: usize) -> u64 {
+fn request_size(request: &FanoutRequest, path_bytes: usize) -> u64 {
     let line = request.method().as_str().len() + 1 + path_bytes + " HTTP/1.1\r\n".len();
     let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
-    (line + headers + 2) as u64
+    let body = hyper::body::Body::size_hint(request.body()).exact().unwrap_or(0);
+    (line + headers + 2) as u64 + body
 }
 
 /// Sends one request: over HTTP/2 on the worker's shared connection; over HTTP/1.1 on the
@@ -191,17 +203,17 @@ async fn send(
     worker: usize,
     connection: &mut Option<Connection>,
     endpoint: usize,
-    request: Request<Empty<Bytes>>,
+    request: FanoutRequest,
 ) -> Result<connection::Response, FailureKind> {
+    let target = &fanout.plan.endpoints[endpoint];
     if let Transport::Http2(connections) = &fanout.transport {
-        let address = fanout.plan.endpoints[endpoint].address;
-        return connections.exchange(worker, (endpoint, address), fanout.connect_timeout, &fanout.tally, request).await;
+        let route = Route { endpoint, target, dialer: &fanout.dialer, connect_timeout: fanout.connect_timeout };
+        return connections.exchange(worker, &route, &fanout.tally, request).await;
     }
     let reusable = connection.as_mut().is_some_and(|open| open.endpoint == endpoint && open.is_reusable());
     if !reusable {
         *connection = None;
-        let address = fanout.plan.endpoints[endpoint].address;
-        let opened = timeout(fanout.connect_timeout, Connection::open(endpoint, address))
+        let opened = timeout(fanout.connect_timeout, Connection::open(endpoint, target, &fanout.dialer))
             .await
             .map_err(|_| FailureKind::ConnectTimeout)??;
         *connection = Some(opened);
