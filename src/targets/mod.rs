@@ -11,6 +11,7 @@ pub mod listener;
 pub mod s3;
 pub mod sftp;
 pub mod standalone;
+pub mod tls_listener;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -9,6 +9,7 @@ use asynclab::startup::Application;
 use asynclab::state::AppState;
 use asynclab::store::{JobStore, StoreLocation};
 use asynclab::targets::listener::CountingListener;
+use asynclab::targets::tls_listener::TlsListener;
 use asynclab::targets::{TargetStats, TargetStatsSnapshot};
 use clap::Parser;
 use futures_util::StreamExt;
@@ -318,6 +319,21 @@ impl TestTarget {
         TestTarget { address, stats, server }
     }
 
+    /// Starts an `https` target (HTTP/2 and HTTP/1.1 by ALPN) with `certificates`' server
+    /// certificate; its address names the host `localhost`, as the certificate does.
+    pub async fn start_tls(certificates: &TestCertificates) -> TestTarget {
+        let stats = Arc::new(TargetStats::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+        let address = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+        let router: axum::Router = axum::Router::new().nest("/targets", asynclab::targets::http::router(stats.clone()));
+        let config = asynclab::tls::server_config(&certificates.server_certificate, &certificates.server_key).expect("server TLS");
+        let listener = TlsListener::new(CountingListener::new(listener, stats.clone()), config).expect("TLS listener");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("target serves");
+        });
+        TestTarget { address, stats, server }
+    }
+
     /// The target's counters now.
     pub fn stats(&self) -> TargetStatsSnapshot {
         self.stats.snapshot()
@@ -327,6 +343,42 @@ impl TestTarget {
 impl Drop for TestTarget {
     fn drop(&mut self) {
         self.server.abort();
+    }
+}
+
+/// A throw-away certificate authority and a server certificate it signed for `localhost` and
+/// 127.0.0.1, made with the `openssl` command.
+pub struct TestCertificates {
+    /// The CA's certificate (PEM): what a client must trust.
+    pub ca_certificate: PathBuf,
+    /// The server's certificate (PEM).
+    pub server_certificate: PathBuf,
+    /// The server's private key (PEM).
+    pub server_key: PathBuf,
+}
+
+impl TestCertificates {
+    /// Creates the CA and the server certificate in a new temporary folder.
+    pub fn create() -> TestCertificates {
+        let folder = std::env::temp_dir().join(format!("asynclab-tls-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = |name: &str| folder.join(name).display().to_string();
+        let openssl = |args: &[&str]| {
+            let output = std::process::Command::new("openssl").args(args).output().expect("the openssl command runs");
+            assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        openssl(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", "/CN=asynclab test CA", "-keyout", &path("ca.key"), "-out", &path("ca.pem")]);
+        openssl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", &path("server.key"), "-out", &path("server.csr")]);
+        std::fs::write(folder.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+        openssl(&["x509", "-req", "-in", &path("server.csr"), "-CA", &path("ca.pem"), "-CAkey", &path("ca.key"),
+            "-CAcreateserial", "-days", "2", "-extfile", &path("server.ext"), "-out", &path("server.pem")]);
+        TestCertificates {
+            ca_certificate: folder.join("ca.pem"),
+            server_certificate: folder.join("server.pem"),
+            server_key: folder.join("server.key"),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod events;
 mod file_io;
 mod fanout;
 mod fanout_load;
+mod fanout_requests;
 mod idempotency;
 mod lab_services;
 mod lifecycle;
