@@ -104,8 +104,7 @@ pub enum Transport {
 /// Sends requests until the feed runs dry.
 pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
     let mut connection: Option<Connection> = None;
-    let request_deadline = tokio::time::sleep(fanout.request_timeout);
-    tokio::pin!(request_deadline);
+    let mut request_timer = RequestTimer::new(fanout.request_timeout);
     while let Some(arrival) = fanout.feed.next().await {
         if let Feed::Open { pool_timeout: Some(limit), .. } = &fanout.feed {
             if arrival.intended.elapsed() > *limit {
@@ -123,12 +122,10 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
         fanout.tally.bytes_sent.fetch_add(request_size(&request, path.len()), Ordering::Relaxed);
         fanout.tally.in_flight.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
-        // One timer per worker, moved for each request: cheaper than a new timer per request.
-        request_deadline.as_mut().reset(sent + fanout.request_timeout);
         let outcome = tokio::select! {
             biased;
             outcome = send(&fanout, worker, &mut connection, template.endpoint, request) => Ok(outcome),
-            () = &mut request_deadline => Err(()),
+            () = request_timer.expired(sent + fanout.request_timeout) => Err(()),
         };
         fanout.tally.in_flight.fetch_sub(1, Ordering::Relaxed);
         match outcome {
@@ -155,6 +152,30 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
                 connection = None;
                 fanout.tally.record_error(worker, FailureKind::Timeout.as_str());
             }
+        }
+    }
+}
+
+/// A worker's request time limit on one timer that is moved only when it fires before the
+/// current request's deadline: deadlines only grow, so a timer set for an earlier request fires
+/// early at worst, once per time limit, instead of being re-registered for every request.
+struct RequestTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl RequestTimer {
+    fn new(first_limit: Duration) -> Self {
+        RequestTimer { sleep: Box::pin(tokio::time::sleep(first_limit)) }
+    }
+
+    /// Completes once `deadline` has passed.
+    async fn expired(&mut self, deadline: Instant) {
+        loop {
+            self.sleep.as_mut().await;
+            if Instant::now() >= deadline {
+                return;
+            }
+            self.sleep.as_mut().reset(deadline);
         }
     }
 }
@@ -220,4 +241,25 @@ async fn send(
         fanout.tally.connections_opened.fetch_add(1, Ordering::Relaxed);
     }
     connection.as_mut().expect("a connection was just ensured").exchange(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_request_timer_fires_at_each_deadline_never_before() {
+        let start = Instant::now();
+        let mut timer = RequestTimer::new(Duration::from_millis(100));
+        // Sent at 60 ms with a 100 ms limit: the timer, set for 100 ms, fires early and moves.
+        tokio::time::advance(Duration::from_millis(60)).await;
+        timer.expired(start + Duration::from_millis(160)).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(160));
+        // A request answered in time never sees its deadline.
+        let answered = tokio::time::timeout(Duration::from_millis(50), timer.expired(start + Duration::from_millis(300))).await;
+        assert!(answered.is_err());
+        assert_eq!(start.elapsed(), Duration::from_millis(210));
+        timer.expired(start + Duration::from_millis(300)).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+    }
 }
