@@ -78,6 +78,23 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_ALLOW_HOSTS", value_delimiter = ',')]
     pub allow_hosts: Vec<String>,
 
+    /// Job launches per second one client address may make (a token bucket; 0: no limit).
+    #[arg(long, env = "ASYNCLAB_LAUNCH_RATE", default_value_t = 50.0)]
+    pub launch_rate: f64,
+
+    /// Launches one client address may make at once before `--launch-rate` applies.
+    #[arg(long, env = "ASYNCLAB_LAUNCH_BURST", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    pub launch_burst: u32,
+
+    /// Event streams one job may have open at once.
+    #[arg(long, env = "ASYNCLAB_MAX_SUBSCRIBERS_PER_JOB", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_subscribers_per_job: u64,
+
+    /// Origins whose pages may call the API from a browser (CORS; comma-separated, e.g.
+    /// `https://dash.example.com`). Unset: no cross-origin access.
+    #[arg(long, env = "ASYNCLAB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
     /// A PEM file of CA certificates trusted for `https` fan-out targets besides Mozilla's roots
     /// (a private CA, or the certificate of a self-signed test target).
     #[arg(long, env = "ASYNCLAB_TLS_CA_FILE")]

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::limits::{ClientAddress, LaunchLimiter, Limits, SubscriberLimit};
 use crate::config::ServeConfig;
 use crate::jobs::events::EventBus;
 use crate::jobs::recovery;
@@ -78,6 +79,10 @@ impl Application {
         runner.start();
 
         let target_stats = Arc::new(TargetStats::default());
+        let limits = Arc::new(Limits {
+            launches: LaunchLimiter::new(config.launch_rate, config.launch_burst),
+            subscribers: Arc::new(SubscriberLimit::new(usize::try_from(config.max_subscribers_per_job).unwrap_or(usize::MAX))),
+        });
         let listener = TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
         let address = listener.local_addr()?;
         let state = AppState {
@@ -87,6 +92,7 @@ impl Application {
             services,
             config: Arc::new(config),
             target_stats: target_stats.clone(),
+            limits,
             stopping,
             streams: TaskTracker::new(),
             streams_closing: CancellationToken::new(),
@@ -110,7 +116,7 @@ impl Application {
         let grace = state.config.shutdown_grace();
         let stop_accepting = CancellationToken::new();
         let server = tokio::spawn(
-            axum::serve(listener, crate::api::router(state.clone()))
+            axum::serve(listener, crate::api::router(state.clone()).into_make_service_with_connect_info::<ClientAddress>())
                 .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
                 .into_future(),
         );

@@ -108,6 +108,8 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// Counters of the built-in target.
     pub target_stats: Arc<TargetStats>,
+    /// Per-client launch rate and per-job stream limits.
+    pub limits: Arc<crate::api::limits::Limits>,
     /// Fired when shutdown begins: new jobs are refused from then on.
     pub stopping: CancellationToken,
     /// Event streams, tracked so shutdown can wait for them.

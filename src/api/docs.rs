@@ -102,7 +102,7 @@ pub fn add_experiment_paths(api: &mut utoipa::openapi::OpenApi) {
             .response("409", problem("The experiment is unavailable here, or the idempotency key was used with other parameters"))
             .response("413", problem("The body is too large"))
             .response("422", problem("Invalid parameters: each field and why"))
-            .response("429", problem("Too many queued jobs"))
+            .response("429", problem("Too many queued jobs, or too many launches from this client (see `Retry-After`)"))
             .response("503", problem("Shutting down"))
             .build();
         api.paths.paths.insert(format!("/experiments/{}", entry.kind), PathItem::new(HttpMethod::Post, operation));

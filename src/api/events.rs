@@ -26,6 +26,8 @@ const REPLAY_PAGE: u32 = 500;
 /// Events buffered between the follower task and the HTTP response; a slow client makes the
 /// follower wait (it resumes from the store, so nothing is lost).
 const STREAM_BUFFER: usize = 64;
+/// When a client refused for too many open streams may try again.
+const SUBSCRIBERS_FULL_RETRY_AFTER_S: u64 = 5;
 
 /// Where to resume.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -47,7 +49,9 @@ pub struct EventsQuery {
            EventsQuery),
     responses((status = 200, content_type = "text/event-stream", body = String, description = "The event stream"),
               (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json",
+               description = "The job has `ASYNCLAB_MAX_SUBSCRIBERS_PER_JOB` streams open")))]
 pub async fn stream(
     State(state): State<AppState>,
     AppPath(id): AppPath<JobId>,
@@ -70,8 +74,18 @@ pub async fn stream(
     if state.store.get_job(id).await?.is_none() {
         return Err(ApiError::not_found("id", format!("no job {id}")));
     }
+    let Some(place) = state.limits.subscribers.try_open(id) else {
+        return Err(ApiError::TooManyRequests {
+            reason: format!("job {id} has {} event streams open already", state.config.max_subscribers_per_job),
+            retry_after_s: SUBSCRIBERS_FULL_RETRY_AFTER_S,
+        });
+    };
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-    state.streams.spawn(follow(state.clone(), id, after, sender));
+    let streams = state.streams.clone();
+    streams.spawn(async move {
+        follow(state, id, after, sender).await;
+        drop(place);
+    });
     Ok(Sse::new(ReceiverStream::new(receiver)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 

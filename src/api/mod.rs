@@ -6,14 +6,16 @@ pub mod events;
 pub mod experiments;
 pub mod health;
 pub mod jobs;
+pub mod limits;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use secrecy::ExposeSecret;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -46,8 +48,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The application's router.
 pub fn router(state: AppState) -> Router {
     let (documented, _) = documented_routes().split_for_parts();
-    documented
-        .route("/experiments/{kind}", post(experiments::launch))
+    let cors = cors_layer(&state.config.cors_origins);
+    let router = documented
+        .route(
+            "/experiments/{kind}",
+            post(experiments::launch).route_layer(middleware::from_fn_with_state(state.clone(), limits::limit_launches)),
+        )
         .route("/openapi.json", get(docs::openapi_json))
         .nest("/targets", crate::targets::http::router(state.target_stats.clone()))
         .fallback(unknown_route)
@@ -55,7 +61,27 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so a browser's preflight is answered before the token check.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// Cross-origin access for the configured origins only; none without configuration.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|origin| HeaderValue::from_str(origin.trim()).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("last-event-id"), HeaderName::from_static("idempotency-key")])
+            .expose_headers([header::LOCATION, header::RETRY_AFTER, HeaderName::from_static("idempotent-replayed")]),
+    )
 }
 
 async fn unknown_route() -> ApiError {

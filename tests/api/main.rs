@@ -14,6 +14,7 @@ mod fanout_requests;
 mod idempotency;
 mod lab_services;
 mod lifecycle;
+mod limits;
 mod offload;
 mod openapi;
 mod recovery;
