@@ -207,7 +207,7 @@ impl TestApp {
         let response = request.send().await.expect("events request");
         assert_eq!(response.status(), 200);
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-        SseReader { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+        SseReader::new(response)
     }
 
     /// Reads the job's whole event stream (after `last_event_id`) up to its `end` event.
@@ -258,6 +258,11 @@ pub struct SseReader {
 }
 
 impl SseReader {
+    /// Parses the body of an event-stream response.
+    pub fn new(response: reqwest::Response) -> SseReader {
+        SseReader { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
     /// The next event, or `None` when the stream ends (10 s without one fails the test).
     pub async fn next(&mut self) -> Option<SseEvent> {
         loop {

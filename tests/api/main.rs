@@ -19,6 +19,7 @@ mod offload;
 mod openapi;
 mod recovery;
 mod redis;
+mod reliability;
 mod sftp;
 mod s3;
 mod subprocess;

@@ -48,7 +48,7 @@ fn processes_marked(marker: &str) -> Vec<u32> {
 }
 
 /// Polls until `marker`'s process count satisfies `done` (at most 10 s); returns the count.
-async fn wait_for_processes(marker: &str, done: impl Fn(usize) -> bool) -> usize {
+pub async fn wait_for_processes(marker: &str, done: impl Fn(usize) -> bool) -> usize {
     for _ in 0..1000 {
         let count = processes_marked(marker).len();
         if done(count) {

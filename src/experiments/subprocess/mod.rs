@@ -1,7 +1,8 @@
 //! `subprocess`: allowlisted child processes run concurrently under a limit, every stdout and
 //! stderr line streamed as a `log` event, each process's deadline enforced with SIGTERM and then
 //! SIGKILL, every child reaped. Children get argv only (no shell), a cleared environment and
-//! the job's sandbox as their directory; dropping the run kills them (`kill_on_drop`).
+//! the job's sandbox as their directory; dropping the run kills them (`kill_on_drop`), and the
+//! kernel kills them if the server itself dies (`PR_SET_PDEATHSIG`).
 
 pub mod allowlist;
 pub mod output;
