@@ -72,6 +72,7 @@ async fn closed_runs_can_be_bounded_by_time_and_keep_alive_can_be_off(backend: B
 
     let before = target.stats().connections_accepted;
     let report = run(&app, json!({"url": url, "count": 10, "max_connections": 2, "keep_alive": false})).await;
+    assert_eq!(report["status_counts"], json!({"200": 10}), "{report}");
     assert_eq!(report["connections_opened"], 10);
     assert_eq!(target.stats().connections_accepted - before, 10);
     assert!(report["bytes_sent"].as_u64().unwrap() > 10 * 20);

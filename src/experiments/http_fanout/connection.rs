@@ -131,15 +131,18 @@ impl Connection {
             sender.ready().await.map_err(|error| classify(&error))?;
             read_response(sender.send_request(request).await.map_err(|error| classify(&error))?).await
         };
+        tokio::pin!(response);
         tokio::select! {
             biased;
-            outcome = response => outcome,
+            outcome = &mut response => outcome,
             driven = driver.as_mut() => {
                 *finished = true;
-                Err(match driven {
-                    Ok(()) => FailureKind::ConnectionClosed,
-                    Err(error) => classify(&error),
-                })
+                match driven {
+                    // A clean end (`Connection: close` after the response): the response may be
+                    // complete in hyper's buffers; reading it fails if it is not.
+                    Ok(()) => response.await,
+                    Err(error) => Err(classify(&error)),
+                }
             }
         }
     }
