@@ -125,7 +125,42 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
     }
     let problems: Vec<Value> = browser.console().await.into_iter().filter(|entry| entry["level"] == "SEVERE").collect();
     let expected_422 = |entry: &Value| entry["message"].as_str().unwrap_or_default().contains("422");
+    assert!(problems.iter().any(expected_422), "the console shows the refused launch, so it would show a CSP violation too: {problems:?}");
     assert!(problems.iter().all(expected_422), "browser console errors (a CSP violation or a failed load?): {problems:?}");
+
+    browser.quit().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_server_token_the_dashboard_asks_for_it_and_streams_with_it() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let token = "dashboard-browser-token";
+    let app = TestApp::start(&database, &["--token", token]).await;
+    let browser = Browser::start().await;
+
+    // The shell loads without a token; the catalogue's 401 opens the token dialog.
+    browser.goto(&app.url("/#/experiments/task-local")).await;
+    browser.wait_until("the token dialog", "return document.querySelector('#token-dialog').open").await;
+    browser.fill("#token-input", "wrong-token").await;
+    browser.click(&browser.wait_for("#token-form button[type='submit']").await).await;
+    let hint = browser
+        .wait_until("the refusal", "const d = document.querySelector('#token-dialog'); return d.open && d.querySelector('#token-hint').textContent.includes('refused')")
+        .await;
+    assert_eq!(hint, true);
+    browser.fill("#token-input", token).await;
+    browser.click(&browser.wait_for("#token-form button[type='submit']").await).await;
+
+    // The example's parameters launch a job, whose page follows it over the event stream.
+    browser.wait_until("the task-local form", "return document.querySelector('#field-tasks')").await;
+    browser.click(&browser.wait_for("#launch").await).await;
+    browser
+        .wait_until("the job's end", "const s = document.querySelector('#job-status'); return s && s.textContent === 'succeeded' && document.querySelector('#report table')")
+        .await;
+    let stream = browser.text(&browser.wait_for("#stream-state").await).await;
+    assert_eq!(stream, "ended", "the event stream was followed to its end with the query token");
+    let kept = browser.execute("return sessionStorage.getItem('asynclab.token')", json!([])).await;
+    assert_eq!(kept, token);
 
     browser.quit().await;
     app.stop().await;

@@ -3,6 +3,8 @@
 
 import { formatNumber, h } from "./dom.js";
 
+const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
+
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 640;
 const HEIGHT = 220;
@@ -33,7 +35,7 @@ function yAxis(root, top, step, unit) {
   for (let value = 0; value <= top + step / 2; value += step) {
     const y = MARGIN.top + plotHeight - (value / top) * plotHeight;
     root.append(svg("line", { x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: y, y2: y, class: "grid" }));
-    root.append(svg("text", { x: MARGIN.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, formatNumber(value, 2)));
+    root.append(svg("text", { x: MARGIN.left - 6, y: y + 4, "text-anchor": "end", class: "tick" }, compact.format(value)));
   }
   root.append(svg("text", { x: 12, y: MARGIN.top + plotHeight / 2, transform: `rotate(-90 12 ${MARGIN.top + plotHeight / 2})`, "text-anchor": "middle", class: "axis-label" }, unit));
 }

@@ -66,14 +66,15 @@ export function fanoutCharts(state) {
   return charts;
 }
 
-/** A chart of the main numeric figure of any other kind's progress, when there is one. */
+/** A chart of the main numeric figure of any other kind's progress, when one changes over time. */
 export function progressChart(state) {
-  const numeric = (key) => state.timeline.filter((point) => isObject(point.data) && typeof point.data[key] === "number");
-  const candidates = Object.keys(isObject(state.progress) ? state.progress : {}).filter((key) => numeric(key).length >= 2);
-  const key = MAIN_FIGURES.find((name) => candidates.includes(name)) || candidates[0];
+  const points = (key) => state.timeline.filter((point) => isObject(point.data) && typeof point.data[key] === "number");
+  const keys = [...new Set(state.timeline.flatMap((point) => (isObject(point.data) ? Object.keys(point.data) : [])))];
+  const changing = keys.filter((key) => new Set(points(key).map((point) => point.data[key])).size >= 2);
+  const key = MAIN_FIGURES.find((name) => changing.includes(name)) || changing[0];
   if (!key) return [];
   return [lineChart({
     id: "chart-progress", title: `${key} over time`, xUnit: "seconds since the first event", yUnit: key,
-    series: [{ name: key, className: "s1", points: numeric(key).map((point) => [point.t, point.data[key]]) }],
+    series: [{ name: key, className: "s1", points: points(key).map((point) => [point.t, point.data[key]]) }],
   })];
 }
