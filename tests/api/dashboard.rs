@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, TestDatabase};
+use crate::helpers::{Backend, TestApp, TestDatabase, TestTarget};
 use crate::webdriver::Browser;
 
 /// Where test artifacts go: `$CARGO_TARGET_DIR/test-artifacts`, or `target/test-artifacts`.
@@ -133,7 +133,7 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
 }
 
 #[tokio::test]
-async fn with_a_server_token_the_dashboard_asks_for_it_and_streams_with_it() {
+async fn with_a_server_token_the_dashboard_asks_for_it_streams_with_it_and_cancels() {
     let database = TestDatabase::new(Backend::Sqlite);
     let token = "dashboard-browser-token";
     let app = TestApp::start(&database, &["--token", token]).await;
@@ -161,6 +161,33 @@ async fn with_a_server_token_the_dashboard_asks_for_it_and_streams_with_it() {
     assert_eq!(stream, "ended", "the event stream was followed to its end with the query token");
     let kept = browser.execute("return sessionStorage.getItem('asynclab.token')", json!([])).await;
     assert_eq!(kept, token);
+
+    // A slow fan-out (against a target of its own: the server's asks for the token too),
+    // cancelled from its page.
+    let target = TestTarget::start().await;
+    browser.execute("location.hash = '#/experiments/http-fanout'", json!([])).await;
+    browser.fill("#field-url", &format!("{}/targets/delay/5000", target.address)).await;
+    browser.fill("#field-count", "10").await;
+    browser.fill("#field-max_connections", "1").await;
+    browser.click(&browser.wait_for("#launch").await).await;
+    browser.wait_until("the running job", "const s = document.querySelector('#job-status'); return s && s.textContent === 'running'").await;
+    browser.click(&browser.wait_for("#cancel").await).await;
+    browser
+        .wait_until("the cancelled job", "const s = document.querySelector('#job-status'); return s && s.textContent === 'cancelled' && document.querySelector('#stream-state').textContent === 'ended'")
+        .await;
+    let cancel_disabled = browser.execute("return document.querySelector('#cancel').disabled", json!([])).await;
+    assert_eq!(cancel_disabled, true);
+
+    // The list's status filter: only the cancelled job is left.
+    browser.execute("location.hash = '#/jobs'", json!([])).await;
+    browser.wait_until("two rows", "return document.querySelectorAll('#jobs-body tr[data-job]').length === 2").await;
+    browser
+        .execute("const s = document.querySelector('#filter-status'); s.value = 'cancelled'; s.dispatchEvent(new Event('change'))", json!([]))
+        .await;
+    let kinds = browser
+        .wait_until("the filtered list", "const rows = [...document.querySelectorAll('#jobs-body tr[data-job]')]; return rows.length === 1 && rows.map(r => r.cells[1].textContent)")
+        .await;
+    assert_eq!(kinds, json!(["http-fanout"]));
 
     browser.quit().await;
     app.stop().await;
