@@ -52,6 +52,7 @@ export async function renderJob(ctx) {
   const errorBox = h("div", { class: "job-error", id: "job-error", hidden: true });
   const bar = h("progress", { id: "progress-bar", hidden: true, "aria-labelledby": "progress-title" });
   const figureList = h("dl", { class: "figures", id: "figures" });
+  const noFigures = h("p", { class: "muted", text: "No progress reported yet." });
   const charts = h("div", { class: "charts", id: "charts" });
   const log = h("pre", { class: "log", id: "log", tabindex: "0", role: "log", "aria-label": "Log lines" });
   const logSection = h("section", { "aria-labelledby": "log-title", hidden: true }, h("h2", { id: "log-title", text: "Log" }), log);
@@ -62,7 +63,7 @@ export async function renderJob(ctx) {
       h("h2", { id: "status-title", class: "visually-hidden", text: "Status" }),
       h("div", { class: "status-line" }, statusSlot, streamState, cancel, h("a", { href: `#/experiments/${encodeURIComponent(initial.kind)}`, text: "Launch another" })),
       message, times, errorBox),
-    h("section", { "aria-labelledby": "progress-title" }, h("h2", { id: "progress-title", text: "Progress" }), bar, figureList),
+    h("section", { "aria-labelledby": "progress-title" }, h("h2", { id: "progress-title", text: "Progress" }), bar, figureList, noFigures),
     h("section", { "aria-labelledby": "charts-title" }, h("h2", { id: "charts-title", text: "Charts" }), charts),
     logSection,
     h("section", { "aria-labelledby": "report-title" }, h("h2", { id: "report-title", text: "Report" }), report),
@@ -90,9 +91,10 @@ export async function renderJob(ctx) {
       bar.max = progress.total;
       bar.value = progress.completed;
     }
-    replace(figureList, figures(progress).map(([key, value]) =>
+    const shown = figures(progress);
+    replace(figureList, shown.map(([key, value]) =>
       h("div", { class: "figure", dataset: { figure: key } }, h("dt", { text: key }), h("dd", { text: typeof value === "number" ? formatNumber(value, 2) : formatScalar(value) }))));
-    if (!figures(progress).length) figureList.append(h("p", { class: "muted", text: "No progress reported yet." }));
+    noFigures.hidden = shown.length > 0;
     const drawn = state.job.kind === "http-fanout" ? fanoutCharts(state) : progressChart(state);
     replace(charts, drawn.length ? drawn : h("p", { class: "muted", text: "No chart for this job yet." }));
     if (state.result !== null && state.result !== undefined && !report.dataset.shown) {
