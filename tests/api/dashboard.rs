@@ -192,3 +192,40 @@ async fn with_a_server_token_the_dashboard_asks_for_it_streams_with_it_and_cance
     browser.quit().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_dropped_event_stream_resumes_without_gaps_or_repeats() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let app = TestApp::start(&database, &["--child-exe", env!("CARGO_BIN_EXE_asynclab")]).await;
+    let id = app
+        .launch_ok("subprocess", &json!({"processes": [{"program": "asynclab-child", "args": ["--lines", "40", "--interval-ms", "100"]}]}))
+        .await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url(&format!("/#/jobs/{id}"))).await;
+    browser.wait_until("the first log lines", "const l = document.querySelector('#log'); return l && l.textContent.split('\\n').length > 4").await;
+
+    // The server closes every event stream from now on (as when a replica shuts down); the
+    // browser reconnects with Last-Event-ID, is replayed what it missed, and is dropped again,
+    // until the job's end reaches it.
+    app.state.streams_closing.cancel();
+    let mut reconnected = false;
+    loop {
+        let state = browser
+            .execute("return [document.querySelector('#stream-state').textContent, document.querySelector('#job-status').textContent]", json!([]))
+            .await;
+        reconnected |= state[0] == "reconnecting…";
+        if state[0] == "ended" {
+            assert_eq!(state[1], "succeeded");
+            break;
+        }
+        assert!(state[1] != "failed", "{}", browser.page_text().await);
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    assert!(reconnected, "the stream was never dropped and resumed");
+    let log = browser.execute("return document.querySelector('#log').textContent", json!([])).await;
+    let expected: String = (1..=40).map(|line| format!("[#0 stdout] line {line}\n")).collect();
+    assert_eq!(log.as_str().unwrap(), expected, "every log line once, in order");
+
+    browser.quit().await;
+    app.stop().await;
+}

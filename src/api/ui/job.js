@@ -144,11 +144,19 @@ export async function renderJob(ctx) {
   let source = null;
   let retryTimer = null;
   let retryDelay = 1000;
-  const refreshJob = async () => {
+  /** Reloads the job; after the stream's end the events' final status stands, and the job is
+   * read again until its row shows the end too (its times, report and error). */
+  const refreshJob = async (attempt = 0) => {
     const { data: job } = await api(`/jobs/${encodeURIComponent(id)}`);
+    if (!ctx.active()) return;
+    const stale = state.ended && ACTIVE.has(job.status);
+    if (stale && attempt < 20) {
+      retryTimer = setTimeout(() => refreshJob(attempt + 1).catch(() => {}), 250);
+      return;
+    }
     state.job = job;
-    state.status = job.status;
-    state.error = job.error;
+    if (!state.ended || !stale) state.status = job.status;
+    if (job.error) state.error = job.error;
     if (job.result !== null && job.result !== undefined) state.result = job.result;
     scheduleRender();
   };
@@ -162,6 +170,7 @@ export async function renderJob(ctx) {
     source.addEventListener("end", () => {
       state.ended = true;
       source.close();
+      render();
       streamState.textContent = "ended";
       refreshJob().catch((error) => { streamState.textContent = `ended (could not reload the job: ${error.message})`; });
     });
