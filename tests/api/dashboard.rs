@@ -60,8 +60,21 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
     let hash = browser.execute("return location.hash", json!([])).await;
     assert_eq!(hash, "#/experiments/http-fanout", "a refused launch stays on the form");
 
+    // The raw JSON view holds what the form holds, and back.
+    browser.click(&browser.wait_for("#raw-toggle").await).await;
+    let raw = browser.property(&browser.wait_for("#raw-json").await, "value").await;
+    let raw: Value = serde_json::from_str(raw.as_str().unwrap()).expect("the raw view is JSON");
+    assert_eq!((raw["url"].as_str(), raw["count"].as_i64(), raw["max_connections"].as_i64()), (Some(url.as_str()), Some(0), Some(4)));
+    browser.fill("#raw-json", &json!({"url": url, "count": 100, "max_connections": 4}).to_string()).await;
+    browser.click(&browser.wait_for("#raw-toggle").await).await;
+    let count = browser.property(&browser.wait_for("#field-count").await, "value").await;
+    assert_eq!(count, "100", "the form took the raw JSON's values");
+    let method = browser.property(&browser.wait_for("#field-method").await, "value").await;
+    assert_eq!(method, "", "a parameter left out of the JSON is left to the server's default");
+    let keep_alive = browser.execute("const k = document.querySelector('#field-keep_alive'); return [k.indeterminate, k.checked]", json!([])).await;
+    assert_eq!(keep_alive, json!([true, false]), "a switch left out shows as mixed and is not sent");
+
     // 100 requests of 100 ms over 4 connections: about 2.5 s, several progress snapshots.
-    browser.fill("#field-count", "100").await;
     browser.click(&browser.wait_for("#launch").await).await;
     let hash = browser.wait_until("the job page", "return location.hash.startsWith('#/jobs/') && location.hash").await;
     let job_id = hash.as_str().unwrap().trim_start_matches("#/jobs/").to_string();

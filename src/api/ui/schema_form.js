@@ -1,5 +1,5 @@
 // A form generated from an experiment's parameter JSON Schema: a select for enums, a checkbox
-// for booleans, text inputs for numbers and strings, and a JSON text area for anything nested.
+// for booleans (mixed while left to the server's default), text inputs for numbers and strings, and a JSON text area for anything nested.
 // Server validation errors (`errors[{field, reason}]`) are shown next to the field they name.
 
 import { h, isObject } from "./dom.js";
@@ -65,13 +65,17 @@ function buildField(name, schema, required) {
     error,
     /** Shows `value` (undefined: empty). */
     set(value) {
-      if (control.kind === "boolean") input.checked = value === true;
+      // A switch left out shows as mixed (the server's default) until it is clicked.
+      if (control.kind === "boolean") {
+        input.checked = value === true;
+        input.indeterminate = typeof value !== "boolean";
+      }
       else if (control.kind === "json") input.value = value === undefined || value === null ? "" : JSON.stringify(value, null, 2);
       else input.value = value === undefined || value === null ? "" : String(value);
     },
     /** `{value}` to send, `{}` to leave out, or `{problem}` when the input cannot be read. */
     read() {
-      if (control.kind === "boolean") return { value: input.checked };
+      if (control.kind === "boolean") return input.indeterminate ? {} : { value: input.checked };
       const text = input.value.trim();
       if (text === "") return control.kind === "string" && required ? { value: "" } : {};
       if (control.kind === "integer" || control.kind === "number") {
