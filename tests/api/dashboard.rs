@@ -59,6 +59,8 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
     assert_eq!(invalid, "true");
     let hash = browser.execute("return location.hash", json!([])).await;
     assert_eq!(hash, "#/experiments/http-fanout", "a refused launch stays on the form");
+    browser.execute("document.querySelector('#field-count').scrollIntoView({block: 'center'})", json!([])).await;
+    std::fs::write(artifacts_dir().join("dashboard-validation.png"), browser.screenshot().await).expect("screenshot written");
 
     // The raw JSON view holds what the form holds, and back.
     browser.click(&browser.wait_for("#raw-toggle").await).await;
