@@ -1,12 +1,14 @@
 //! The HTTP surface: one module per resource, assembled here into the router and the OpenAPI
 //! document.
 
+pub mod access_token;
 pub mod docs;
 pub mod events;
 pub mod experiments;
 pub mod health;
 pub mod jobs;
 pub mod limits;
+pub mod ui;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -56,11 +58,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/openapi.json", get(docs::openapi_json))
         .nest("/targets", crate::targets::http::router(state.target_stats.clone()))
+        .merge(ui::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(access_token::request_span))
         .with_state(state);
     // Outermost, so a browser's preflight is answered before the token check.
     match cors {
@@ -92,12 +95,14 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// With a token configured, every route but `/healthz` needs `Authorization: Bearer <token>`.
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// With a token configured, every route but `/healthz` and the dashboard's files needs
+/// `Authorization: Bearer <token>`; a job's event stream also takes it as `?access_token=`.
+async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let query_token = access_token::take_from_query(&mut request);
     let Some(token) = &state.config.token else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/healthz" {
+    if request.uri().path() == "/healthz" || ui::is_public(request.uri().path()) {
         return next.run(request).await;
     }
     let presented = request
@@ -105,6 +110,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
+        .or(query_token.as_deref())
         .unwrap_or_default();
     if constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes()) {
         next.run(request).await

@@ -2,7 +2,10 @@
 //! 127.0.0.1:5432, a fresh database per test.
 
 mod helpers;
+mod webdriver;
 
+mod dashboard;
+mod dashboard_http;
 mod database;
 mod errors;
 mod echo;

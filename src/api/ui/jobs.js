@@ -1,0 +1,99 @@
+// The Jobs page: GET /jobs with kind and status filters and cursor paging, refreshed every few
+// seconds while the page is visible.
+
+import { api } from "./api.js";
+import { formatDuration, formatTime, h, replace, statusBadge } from "./dom.js";
+
+const REFRESH_MS = 3000;
+const PAGE_SIZE = 20;
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"];
+
+/** Filters and position, kept while the tab lives so returning to the list finds it as left. */
+const view = { kind: "", status: "", cursors: [null] };
+
+function select(id, label, options, current, onChange) {
+  const element = h("select", { id },
+    h("option", { value: "", text: "all" }),
+    options.map((option) => h("option", { value: option, text: option })));
+  element.value = current;
+  element.addEventListener("change", () => onChange(element.value));
+  return h("div", { class: "field" }, h("label", { for: id, text: label }), element);
+}
+
+function jobRow(job) {
+  return h("tr", { dataset: { job: job.id } },
+    h("td", {}, h("a", { href: `#/jobs/${job.id}`, class: "mono", "aria-label": `Job ${job.id}` }, job.id.slice(0, 8) + "…" + job.id.slice(-4))),
+    h("td", { text: job.kind }),
+    h("td", {}, statusBadge(job.status)),
+    h("td", { text: formatTime(job.created_at) }),
+    h("td", { text: job.started_at ? formatDuration(job.started_at, job.finished_at) : "—" }),
+    h("td", { text: job.error ? `${job.error.kind}: ${job.error.message}` : "" }));
+}
+
+/** Renders the job list and keeps it fresh. */
+export async function renderJobs(ctx) {
+  document.title = "Jobs · asynclab";
+  const { data: catalogue } = await api("/experiments");
+  if (!ctx.active()) return;
+  const heading = h("h1", { text: "Jobs" });
+  const body = h("tbody", { id: "jobs-body" });
+  const status = h("p", { class: "muted", id: "jobs-updated" });
+  const newer = h("button", { type: "button", id: "jobs-newer", text: "← Newer" });
+  const older = h("button", { type: "button", id: "jobs-older", text: "Older →" });
+  const pageLabel = h("span", { class: "muted" });
+
+  let loading = false;
+  const load = async () => {
+    if (loading) return;
+    loading = true;
+    try {
+      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      if (view.kind) query.set("kind", view.kind);
+      if (view.status) query.set("status", view.status);
+      const cursor = view.cursors[view.cursors.length - 1];
+      if (cursor) query.set("cursor", cursor);
+      const { data: page } = await api(`/jobs?${query}`);
+      if (!ctx.active()) return;
+      replace(body, page.jobs.length
+        ? page.jobs.map(jobRow)
+        : h("tr", {}, h("td", { colspan: 6, class: "muted", text: "No jobs match." })));
+      newer.disabled = view.cursors.length === 1;
+      older.disabled = !page.next_cursor;
+      older.dataset.cursor = page.next_cursor || "";
+      pageLabel.textContent = `Page ${view.cursors.length}`;
+      status.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s.`;
+    } catch (error) {
+      if (ctx.active()) status.textContent = `Could not load the jobs: ${error.message}`;
+    } finally {
+      loading = false;
+    }
+  };
+  const restart = () => {
+    view.cursors = [null];
+    load();
+  };
+  newer.addEventListener("click", () => {
+    if (view.cursors.length > 1) view.cursors.pop();
+    load();
+  });
+  older.addEventListener("click", () => {
+    if (older.dataset.cursor) view.cursors.push(older.dataset.cursor);
+    load();
+  });
+
+  const filters = h("form", { class: "filters", "aria-label": "Filters" },
+    select("filter-kind", "Kind", catalogue.map((experiment) => experiment.kind), view.kind, (kind) => { view.kind = kind; restart(); }),
+    select("filter-status", "Status", STATUSES, view.status, (value) => { view.status = value; restart(); }));
+  filters.addEventListener("submit", (event) => event.preventDefault());
+
+  const table = h("table", { class: "jobs" },
+    h("caption", { class: "visually-hidden", text: "Jobs, newest first" }),
+    h("thead", {}, h("tr", {}, ["Job", "Kind", "Status", "Created", "Duration", "Error"].map((name) => h("th", { scope: "col", text: name })))),
+    body);
+  replace(ctx.main, heading, filters, h("div", { class: "table-scroll" }, table),
+    h("nav", { class: "pager", "aria-label": "Pages" }, newer, pageLabel, older), status);
+  ctx.focus(heading);
+  await load();
+  const timer = setInterval(() => { if (!document.hidden) load(); }, REFRESH_MS);
+  ctx.onLeave(() => clearInterval(timer));
+}
