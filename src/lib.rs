@@ -15,12 +15,14 @@
 //! - [`store`]: the `JobStore` trait and its PostgreSQL implementation.
 //! - [`experiments`]: the `Experiment` trait, the registry, one module per kind.
 //! - [`targets`]: the built-in load target.
+//! - [`client`]: the `asynclab run` client CI scripts use.
 //! - [`child`]: the built-in child program the `subprocess` experiment runs.
 //! - [`outbound`]: where experiments may connect.
 //! - [`stats`], [`validation`], [`telemetry`]: shared helpers.
 
 pub mod api;
 pub mod child;
+pub mod client;
 pub mod config;
 pub mod dependencies;
 pub mod error;

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod cli;
 mod database;
 mod errors;
 mod echo;
