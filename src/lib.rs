@@ -12,6 +12,7 @@
 //! - [`api`]: HTTP routes, one module per resource, and the OpenAPI document.
 //! - [`error`]: problem+json errors and the extractors that produce them.
 //! - [`jobs`]: job types, the runner, the job context, the event bus, start-up repair.
+//! - [`meters`]: the Prometheus measurements `GET /metrics` renders.
 //! - [`store`]: the `JobStore` trait and its PostgreSQL implementation.
 //! - [`experiments`]: the `Experiment` trait, the registry, one module per kind.
 //! - [`targets`]: the built-in load target.
@@ -28,6 +29,7 @@ pub mod dependencies;
 pub mod error;
 pub mod experiments;
 pub mod jobs;
+pub mod meters;
 pub mod outbound;
 pub mod startup;
 pub mod state;

@@ -6,6 +6,7 @@ pub mod events;
 pub mod experiments;
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -34,6 +35,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::stream))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::render))
 }
 
 /// The OpenAPI document of every route, generated from the code.
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

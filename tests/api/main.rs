@@ -14,6 +14,7 @@ mod fanout_load;
 mod idempotency;
 mod lab_services;
 mod lifecycle;
+mod metrics;
 mod offload;
 mod openapi;
 mod recovery;
