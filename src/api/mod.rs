@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     documented
         .route("/experiments/{kind}", post(experiments::launch))
         .route("/openapi.json", get(docs::openapi_json))
+        .merge(docs::swagger_ui())
         .nest("/targets", crate::targets::http::router(state.target_stats.clone()))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

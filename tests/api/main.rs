@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod database;
+mod docs;
 mod errors;
 mod echo;
 mod events;
