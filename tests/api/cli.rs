@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::{Backend, TestApp, TestDatabase};
@@ -80,6 +80,41 @@ async fn exit_codes_follow_the_job_outcome(backend: Backend) {
     assert!(stderr(&cancelled).contains("the --timeout passed: cancelling job"), "{}", stderr(&cancelled));
     let printed: Value = serde_json::from_str(&stdout(&cancelled)).expect("--json prints the job");
     assert_eq!(printed["status"], "cancelled");
+    assert_eq!(app.job(printed["id"].as_str().unwrap()).await["status"], "cancelled");
+    app.stop().await;
+}
+
+async fn ctrl_c_cancels_the_job_and_exits_3(backend: Backend) {
+    let database = TestDatabase::new(backend);
+    let app = TestApp::start(&database, &[]).await;
+    let mut client = tokio::process::Command::new(env!("CARGO_BIN_EXE_asynclab"))
+        .args(["run", "subprocess", "-p", sleeper(), "--json", "--server", &app.address])
+        .env_remove("ASYNCLAB_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the client starts");
+    let mut lines = BufReader::new(client.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("a line").unwrap() {
+        let running = line.starts_with('#') && line.ends_with(" status running");
+        seen.push(line);
+        if running {
+            break;
+        }
+    }
+    let pid = i32::try_from(client.id().expect("still running")).unwrap();
+    // SAFETY: kill(2) with a pid this test spawned and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    while let Some(line) = lines.next_line().await.unwrap() {
+        seen.push(line);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(20), client.wait_with_output()).await.unwrap().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{seen:?}");
+    assert!(seen.iter().any(|line| line.starts_with("interrupted: cancelling job")), "{seen:?}");
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("--json prints the job");
     assert_eq!(app.job(printed["id"].as_str().unwrap()).await["status"], "cancelled");
     app.stop().await;
 }
@@ -159,6 +194,7 @@ async fn a_dropped_event_stream_is_resumed(backend: Backend) {
 
 crate::both_stores!(
     exit_codes_follow_the_job_outcome,
+    ctrl_c_cancels_the_job_and_exits_3,
     json_output_is_the_stored_job,
     refused_launches_and_unreachable_servers_exit_4,
     a_dropped_event_stream_is_resumed,
