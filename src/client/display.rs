@@ -30,7 +30,7 @@ impl Display {
             return Display::Lines;
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(ProgressStyle::with_template("{spinner} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
         bar.enable_steady_tick(TICK);
         Display::Terminal(bar)
     }
@@ -73,7 +73,7 @@ fn show_progress(bar: &ProgressBar, progress: &Value) {
     if let (Some(completed), Some(total)) = (completed, total) {
         if bar.length() != Some(total) {
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
