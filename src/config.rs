@@ -27,6 +27,10 @@ pub enum Command {
     Serve(ServeConfig),
     /// Print the OpenAPI document (the committed openapi/openapi.json is its output).
     Openapi,
+    /// Launch an experiment on a server, follow it, print its report. Exit code: 0 succeeded,
+    /// 1 failed, 2 thresholds missed, 3 cancelled (also on --timeout or Ctrl-C), 4 usage or
+    /// connection error.
+    Run(crate::client::RunArgs),
     /// Run only the built-in load target: the HTTP endpoints and a TCP echo server.
     Target(crate::targets::standalone::TargetConfig),
     /// The built-in child program of the `subprocess` experiment.

@@ -12,9 +12,11 @@
 //! - [`api`]: HTTP routes, one module per resource, and the OpenAPI document.
 //! - [`error`]: problem+json errors and the extractors that produce them.
 //! - [`jobs`]: job types, the runner, the job context, the event bus, start-up repair.
+//! - [`meters`]: the Prometheus measurements `GET /metrics` renders.
 //! - [`store`]: the `JobStore` trait and its PostgreSQL implementation.
 //! - [`experiments`]: the `Experiment` trait, the registry, one module per kind.
 //! - [`targets`]: the built-in load target.
+//! - [`client`]: the `asynclab run` client CI scripts use.
 //! - [`child`]: the built-in child program the `subprocess` experiment runs.
 //! - [`outbound`]: where experiments may connect.
 //! - [`tls`]: trusted roots and certificates for https targets.
@@ -22,11 +24,13 @@
 
 pub mod api;
 pub mod child;
+pub mod client;
 pub mod config;
 pub mod dependencies;
 pub mod error;
 pub mod experiments;
 pub mod jobs;
+pub mod meters;
 pub mod outbound;
 pub mod startup;
 pub mod state;

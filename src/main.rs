@@ -6,9 +6,20 @@ use asynclab::startup::{Application, shutdown_signal};
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| {
+        // `run` keeps 2 for missed thresholds, so its usage errors exit 4.
+        let run = std::env::args().nth(1).as_deref() == Some("run");
+        let code = if !error.use_stderr() { 0 } else if run { asynclab::client::Outcome::Usage.code() } else { 2 };
+        let _ = error.print();
+        std::process::exit(code)
+    });
     if let Some(Command::Target(config)) = cli.command {
         return target(config);
+    }
+    if let Some(Command::Run(args)) = cli.command {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+        let outcome = runtime.block_on(asynclab::client::run(args));
+        std::process::exit(outcome.code());
     }
     tokio::runtime::Runtime::new().context("cannot start the runtime")?.block_on(dispatch(cli))
 }
@@ -22,6 +33,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Serve(config)) => serve(config).await,
         Some(Command::Target(_)) => unreachable!("the target runs on a runtime of its own"),
+        Some(Command::Run(_)) => unreachable!("the client runs on a runtime of its own"),
         Some(Command::Child(args)) => asynclab::child::run(args).await,
         None => serve(cli.serve).await,
     }

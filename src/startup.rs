@@ -49,7 +49,8 @@ impl Application {
         recovery::repair(store.as_ref()).await.context("cannot repair jobs left running")?;
 
         let stopping = CancellationToken::new();
-        let bus = EventBus::start(store.clone(), &TaskTracker::new(), stopping.clone());
+        let meters = crate::meters::Meters::new();
+        let bus = EventBus::start(store.clone(), &TaskTracker::new(), stopping.clone(), meters.clone());
         let dependencies = crate::dependencies::build(&config).await?;
         let outbound = OutboundPolicy::new(config.allow_hosts.clone());
         let s3 = S3Target::build(&config, &outbound).await.context("cannot set up the s3 experiment's endpoint")?;
@@ -57,6 +58,7 @@ impl Application {
         let services = Arc::new(Services {
             outbound,
             tls_roots,
+            meters,
             s3: Some(s3),
             pg_target: dependencies.pg_target,
             mysql_target: dependencies.mysql_target,

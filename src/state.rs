@@ -35,6 +35,8 @@ pub struct Services {
     pub sftp: Option<crate::experiments::sftp::target::SftpTarget>,
     /// The `s3` experiment's endpoint and client: `AWS_ENDPOINT_URL_S3`, or the in-process one.
     pub s3: Option<crate::experiments::s3::target::S3Target>,
+    /// The server's Prometheus measurements (the runner, the event writer and experiments add to them).
+    pub meters: crate::meters::Meters,
 }
 
 impl Services {

@@ -1,5 +1,6 @@
-//! The OpenAPI document: the documented routes, one launch operation per experiment kind, and
-//! `GET /openapi.json`.
+//! The OpenAPI document: the documented routes, one launch operation per experiment kind,
+//! `GET /openapi.json`, and the interactive reference at `/docs` (Swagger UI, its files built
+//! into the binary, so it works offline).
 
 use axum::Json;
 use utoipa::OpenApi;
@@ -7,6 +8,7 @@ use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, Para
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, Required, ResponseBuilder};
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::Problem;
 use crate::experiments;
@@ -39,6 +41,12 @@ pub struct ApiDoc;
 /// The document, as served and as committed in `openapi/openapi.json`.
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::api::openapi())
+}
+
+/// Swagger UI at `/docs/` reading `/openapi.json`; the online validator is off, so the page
+/// contacts nothing but this server.
+pub fn swagger_ui() -> SwaggerUi {
+    SwaggerUi::new("/docs").config(Config::new(["/openapi.json"]).validator_url("none").display_request_duration(true))
 }
 
 fn problem(description: &str) -> utoipa::openapi::Response {

@@ -102,6 +102,7 @@ enum Stop {
 /// Replays from the store, then forwards live events; resumes from the store whenever the live
 /// channel lags or closes, so the client sees every event once, in order.
 async fn follow(state: AppState, id: JobId, mut last: i64, outbox: Outbox) {
+    let _subscriber = state.services.meters.sse_subscriber();
     let mut subscription = state.bus.subscribe(id);
     loop {
         match replay(&state, id, &mut last, &outbox).await {

@@ -129,6 +129,8 @@ pub async fn launch(
         return replay(inserted.job, &kind, &params);
     }
     state.runner.wake();
+    // The job's `queued` status event is stored with it.
+    state.services.meters.events_written(1);
     tracing::info!(job.id = %inserted.job.id, "job queued");
     Ok(accepted(inserted.job, false))
 }

@@ -8,6 +8,7 @@ pub mod experiments;
 pub mod health;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod ui;
 
 use axum::Router;
@@ -38,6 +39,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::stream))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::render))
 }
 
 /// The OpenAPI document of every route, generated from the code.
@@ -57,12 +59,14 @@ pub fn router(state: AppState) -> Router {
             post(experiments::launch).route_layer(middleware::from_fn_with_state(state.clone(), limits::limit_launches)),
         )
         .route("/openapi.json", get(docs::openapi_json))
+        .merge(docs::swagger_ui())
         .nest("/targets", crate::targets::http::router(state.target_stats.clone()))
         .merge(ui::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(access_token::request_span))
         .with_state(state);
     // Outermost, so a browser's preflight is answered before the token check.

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{JobEvent, JobId, PendingEvent};
+use crate::meters::Meters;
 use crate::store::{Finish, JobStore};
 
 /// How long an event may wait for companions before its batch is written.
@@ -70,7 +71,7 @@ impl Drop for Subscription {
 
 impl EventBus {
     /// Starts the writer task on `tracker`.
-    pub fn start(store: Arc<dyn JobStore>, tracker: &TaskTracker, shutdown: CancellationToken) -> Self {
+    pub fn start(store: Arc<dyn JobStore>, tracker: &TaskTracker, shutdown: CancellationToken, meters: Meters) -> Self {
         let (commands, queue) = mpsc::channel(COMMAND_CAPACITY);
         let live = LiveChannels::default();
         let writer = Writer {
@@ -79,6 +80,7 @@ impl EventBus {
             next_seq: HashMap::new(),
             batch: Vec::new(),
             shutdown: shutdown.clone(),
+            meters,
         };
         tracker.spawn(writer.run(queue));
         EventBus { commands, live, shutdown }
@@ -144,6 +146,8 @@ struct Writer {
     /// Sequenced events not yet written.
     batch: Vec<JobEvent>,
     shutdown: CancellationToken,
+    /// Counts the events written.
+    meters: Meters,
 }
 
 impl Writer {
@@ -194,6 +198,7 @@ impl Writer {
                     })
                     .await;
                 if written {
+                    self.meters.events_written(events.len());
                     self.broadcast(&events);
                 }
                 self.next_seq.remove(&job_id);
@@ -230,6 +235,7 @@ impl Writer {
             })
             .await;
         if written {
+            self.meters.events_written(batch.len());
             self.broadcast(&batch);
         }
     }

@@ -144,6 +144,10 @@ impl Runner {
             }
             if let Some(event) = inner.store.cancel_queued(id).await? {
                 inner.bus.announce_final(id, &[event]);
+                inner.services.meters.events_written(1);
+                if let Some(job) = inner.store.get_job(id).await? {
+                    inner.services.meters.job_ended(&job.kind, JobStatus::Cancelled, false);
+                }
                 return Ok(CancelOutcome::CancelledQueued);
             }
             match inner.store.get_job(id).await? {
@@ -219,6 +223,7 @@ impl Inner {
     ) {
         let id = job.id;
         tracing::info!("job started");
+        self.services.meters.job_started(&job.kind);
         self.bus.open(id, last_seq).await;
         self.bus.publish(id, PendingEvent::status(JobStatus::Running, None)).await;
         let sandbox = self.data_dir.join("jobs").join(id.to_string());
@@ -243,6 +248,7 @@ impl Inner {
         }
         events.push(PendingEvent::status(outcome.status, outcome.error.as_ref()));
         tracing::info!(status = outcome.status.as_str(), "job ended");
+        self.services.meters.job_ended(&job.kind, outcome.status, true);
         let finish = Finish { status: outcome.status, result: outcome.result, error: outcome.error };
         self.bus.finish(id, finish, events).await;
         self.running.lock().expect("running map poisoned").remove(&id);

@@ -4,9 +4,11 @@
 mod helpers;
 mod webdriver;
 
+mod cli;
 mod dashboard;
 mod dashboard_http;
 mod database;
+mod docs;
 mod errors;
 mod echo;
 mod events;
@@ -18,6 +20,7 @@ mod idempotency;
 mod lab_services;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod offload;
 mod openapi;
 mod recovery;

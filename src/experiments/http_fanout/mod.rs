@@ -162,6 +162,7 @@ impl Experiment for HttpFanout {
         let model = if schedule.is_some() { LoadModel::Open } else { LoadModel::Closed };
         let target_rps = schedule.as_ref().map(ArrivalSchedule::mean_rate);
         let mut report = reporter.report(&fanout.tally, model, target_rps, params.max_connections);
+        ctx.services().meters.fanout_traffic(report.requests, report.bytes_sent, report.bytes_received);
         check_thresholds(&params, &mut report)?;
         Ok(report)
     }
