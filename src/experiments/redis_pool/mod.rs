@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fred::prelude::{Client, ErrorKind, KeysInterface};
+use fred::prelude::{Client, ClientLike, ErrorKind, KeysInterface};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -154,10 +154,19 @@ impl Experiment for RedisPool {
         let counters = Arc::new(Counters::default());
         let plan = Plan { server, params, key_prefix: key_prefix.clone(), counters: counters.clone() };
         let outcome = drive(&ctx, plan, &counters).await;
-        // After a failure Redis may be gone: try briefly, the run's own error is what matters.
-        let cleanup_timeout = if outcome.is_ok() { CLEANUP_TIMEOUT } else { FAILED_CLEANUP_TIMEOUT };
-        let cleanup = tokio::time::timeout(cleanup_timeout, delete_keys(redis.pool.next(), &key_prefix)).await;
-        let (tally, elapsed) = outcome?;
+        let client = redis.pool.next();
+        let (tally, elapsed) = match outcome {
+            Ok(run) => run,
+            Err(error) => {
+                // Redis may be gone: try briefly, and not at all when the shared pool has already
+                // lost it; the run's own error is what matters.
+                if client.is_connected() {
+                    let _ = tokio::time::timeout(FAILED_CLEANUP_TIMEOUT, delete_keys(client, &key_prefix)).await;
+                }
+                return Err(error);
+            }
+        };
+        let cleanup = tokio::time::timeout(CLEANUP_TIMEOUT, delete_keys(client, &key_prefix)).await;
         let keys_deleted = match cleanup {
             Ok(Ok(deleted)) => deleted,
             Ok(Err(error)) => return Err(classify(error)),
