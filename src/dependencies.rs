@@ -37,8 +37,12 @@ pub struct RedisTarget {
     /// The parsed `REDIS_URL`; jobs build their own clients from it, so the pool they measure
     /// is exactly the size they ask for.
     pub config: RedisConfig,
-    /// A small shared pool, reconnecting in the background, for readiness checks.
+    /// A small shared pool, reconnecting in the background, for readiness checks and the
+    /// `redis` experiment's key clean-up.
     pub pool: RedisPool,
+    /// Whether `REDIS_URL` asks for TLS (`rediss://`, `valkeys://`), which the parsed
+    /// configuration does not keep.
+    pub tls: bool,
 }
 
 /// A lazily connecting pool on `url`, or an error when the URL is malformed.
@@ -57,6 +61,8 @@ pub fn mysql_target(url: &SecretString, max_connections: u32) -> anyhow::Result<
 /// (the shared pool keeps reconnecting in the background).
 pub async fn redis_target(url: &SecretString) -> anyhow::Result<RedisTarget> {
     let config = RedisConfig::from_url(url.expose_secret()).context("REDIS_URL is not a Redis URL")?;
+    let scheme = url::Url::parse(url.expose_secret()).map(|url| url.scheme().to_string()).unwrap_or_default();
+    let tls = scheme.starts_with("rediss") || scheme.starts_with("valkeys");
     let mut shared_config = config.clone();
     // Retry a first connection that fails instead of giving up: Redis may come up later.
     shared_config.fail_fast = false;
@@ -70,7 +76,7 @@ pub async fn redis_target(url: &SecretString) -> anyhow::Result<RedisTarget> {
     if tokio::time::timeout(REDIS_STARTUP_WAIT, pool.wait_for_connect()).await.is_err() {
         tracing::warn!("Redis is unreachable for now; the redis experiment will fail until it answers");
     }
-    Ok(RedisTarget { config, pool })
+    Ok(RedisTarget { config, pool, tls })
 }
 
 /// The state of one dependency as readiness shows it: `ok`, `unreachable` or `timed out`.

@@ -6,39 +6,48 @@
 //!
 //! # Design
 //! The shared fred pool built from `REDIS_URL` multiplexes many callers over each connection,
-//! so it has no waits to measure. Each job therefore builds its own pool ([`pool::LabPool`]) of
-//! exactly `pool_size` fred clients from the shared configuration, lends each to one task at a
-//! time behind a semaphore, and times every checkout. The clients do not reconnect: a
+//! so it has no waits to measure. Each job therefore opens its own pool ([`pool::LabPool`]) of
+//! exactly `pool_size` connections, lends each to one task at a time behind a semaphore, and
+//! times every checkout. A connection is a plain TCP stream speaking RESP2
+//! ([`connection::Connection`], [`resp`]): the task that holds it writes its commands (a
+//! pipeline in one write) and reads the replies itself, with no connection task in between, so
+//! a command costs no extra task wake-up. The pool and its tasks run on a current-thread runtime
+//! on a thread of their own: a task and its socket never change threads, and the job's load
+//! never slows the API down. Connections log in (AUTH, SELECT) as `REDIS_URL` says; `rediss://`
+//! (TLS), clusters and sentinels make the experiment unavailable. They do not reconnect: a
 //! connection that breaks fails the job with a `connect` error.
 //!
-//! Keys live under `asynclab:{job id}:` and are deleted (SCAN + UNLINK) when the run ends,
-//! successfully or not. A job cancelled or timed out is dropped at once and leaves its keys.
+//! Keys live under `asynclab:{job id}:` and are deleted (SCAN + UNLINK on the shared fred pool)
+//! when the run ends, successfully or not. A job cancelled or timed out is dropped at once and
+//! leaves its keys.
 
+mod connection;
 mod params;
 mod pool;
+mod resp;
 mod workload;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
-use fred::prelude::{Client, KeysInterface};
+use fred::prelude::{Client, ClientLike, ErrorKind, KeysInterface};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinSet;
-use tokio::time::Instant;
 use utoipa::ToSchema;
 
+use connection::RedisServer;
 pub use params::{OpMix, RedisParams};
-use pool::LabPool;
-use workload::{Budget, Shared, Tally, classify, run_task};
+use workload::{Counters, Plan, Tally};
 
+use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Availability, Experiment, ExperimentError};
 use crate::jobs::context::JobContext;
 use crate::state::Services;
 use crate::stats::{LatencySummary, millis};
 
+/// The name of the thread the workload runs on.
+const THREAD_NAME: &str = "redis-pool";
 /// How often progress is published.
 const PROGRESS_PERIOD: Duration = Duration::from_millis(250);
 /// Keys deleted per UNLINK.
@@ -128,75 +137,65 @@ impl Experiment for RedisPool {
     }
 
     fn availability(services: &Services) -> Availability {
-        match services.redis {
-            Some(_) => Availability::Available,
+        match &services.redis {
             None => Availability::Unavailable("needs a Redis: set REDIS_URL (or --redis-url)".into()),
+            Some(redis) => match RedisServer::from_target(redis) {
+                Ok(_) => Availability::Available,
+                Err(reason) => Availability::Unavailable(reason),
+            },
         }
     }
 
     async fn run(ctx: JobContext, params: RedisParams) -> Result<RedisReport, ExperimentError> {
         let redis = ctx.services().redis.clone().ok_or_else(|| ExperimentError::Unavailable("REDIS_URL is not set".into()))?;
-        let pool = LabPool::connect(&redis.config, params.pool_size as usize, Duration::from_millis(params.pool_wait_timeout_ms))
-            .await
-            .map_err(classify)?;
+        let server = RedisServer::from_target(&redis).map_err(ExperimentError::Unavailable)?;
         let key_prefix = format!("asynclab:{}:", ctx.job_id());
-        let budget = match (params.ops, params.duration_ms) {
-            (Some(ops), _) => Budget::Ops(ops),
-            (None, duration_ms) => Budget::Until(Instant::now() + Duration::from_millis(duration_ms.unwrap_or_default())),
+        let (pool_size, concurrency) = (params.pool_size, params.concurrency);
+        let counters = Arc::new(Counters::default());
+        let plan = Plan { server, params, key_prefix: key_prefix.clone(), counters: counters.clone() };
+        let outcome = drive(&ctx, plan, &counters).await;
+        let client = redis.pool.next();
+        let (tally, elapsed) = match outcome {
+            Ok(run) => run,
+            Err(error) => {
+                // Redis may be gone: try briefly, and not at all when the shared pool has already
+                // lost it; the run's own error is what matters.
+                if client.is_connected() {
+                    let _ = tokio::time::timeout(FAILED_CLEANUP_TIMEOUT, delete_keys(client, &key_prefix)).await;
+                }
+                return Err(error);
+            }
         };
-        let shared = Arc::new(Shared {
-            pool,
-            value: Bytes::from(vec![b'x'; params.value_bytes as usize]),
-            params,
-            budget,
-            key_prefix: key_prefix.clone(),
-            issued: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            wait_timeouts: AtomicU64::new(0),
-        });
-        let outcome = drive(&ctx, shared.clone()).await;
-        // After a failure Redis may be gone: try briefly, the run's own error is what matters.
-        let cleanup_timeout = if outcome.is_ok() { CLEANUP_TIMEOUT } else { FAILED_CLEANUP_TIMEOUT };
-        let cleanup = match shared.pool.connected() {
-            Some(client) => tokio::time::timeout(cleanup_timeout, delete_keys(client, &key_prefix)).await,
-            None => Ok(Err(fred::error::Error::new(fred::error::ErrorKind::IO, "no connection left for the clean-up"))),
-        };
-        shared.pool.close().await;
-        let (tally, elapsed) = outcome?;
+        let cleanup = tokio::time::timeout(CLEANUP_TIMEOUT, delete_keys(client, &key_prefix)).await;
         let keys_deleted = match cleanup {
             Ok(Ok(deleted)) => deleted,
             Ok(Err(error)) => return Err(classify(error)),
             Err(_) => return Err(ExperimentError::Timeout(format!("deleting the keys under {key_prefix} took too long"))),
         };
-        Ok(report(&shared, tally, elapsed, keys_deleted))
+        Ok(report(key_prefix, pool_size, concurrency, tally, elapsed, keys_deleted))
     }
 }
 
-/// Runs the tasks to the end of the budget, publishing progress; the first error stops them all.
-async fn drive(ctx: &JobContext, shared: Arc<Shared>) -> Result<(Tally, Duration), ExperimentError> {
-    let started = Instant::now();
-    let mut tasks = JoinSet::new();
-    for seed in 0..u64::from(shared.params.concurrency) {
-        tasks.spawn(run_task(shared.clone(), seed));
-    }
-    let mut total = Tally::empty();
+/// Runs the workload on a current-thread runtime of its own thread, so each task and the
+/// socket it holds stay on one thread, and publishes progress meanwhile. Dropping the future
+/// stops the workload and closes its connections.
+async fn drive(ctx: &JobContext, plan: Plan, counters: &Counters) -> Result<(Tally, Duration), ExperimentError> {
+    let workload = run_on_own_thread(THREAD_NAME, move |stop| {
+        run_tokio(tokio::runtime::Builder::new_current_thread(), stop, workload::run(plan))
+    });
+    tokio::pin!(workload);
     let mut ticker = tokio::time::interval(PROGRESS_PERIOD);
     loop {
         tokio::select! {
-            joined = tasks.join_next() => match joined {
-                None => break,
-                Some(Ok(Ok(tally))) => total.merge(&tally),
-                Some(Ok(Err(error))) => return Err(error),
-                Some(Err(error)) => return Err(ExperimentError::Internal(format!("a task failed: {error}"))),
-            },
+            // Outer: the thread; middle: the runtime; `None`: stopped; inner: the run.
+            ran = &mut workload => return ran??.unwrap_or_else(|| Err(ExperimentError::Internal("the workload was stopped".into()))),
             _ = ticker.tick() => ctx.progress(Progress {
-                completed: shared.completed.load(Ordering::Relaxed),
-                pool_wait_timeouts: shared.wait_timeouts.load(Ordering::Relaxed),
-                elapsed_ms: millis(started.elapsed()),
+                completed: counters.completed.load(Ordering::Relaxed),
+                pool_wait_timeouts: counters.wait_timeouts.load(Ordering::Relaxed),
+                elapsed_ms: counters.started.get().map_or(0.0, |started| millis(started.elapsed())),
             }).await,
         }
     }
-    Ok((total, started.elapsed()))
 }
 
 /// Deletes every key under `prefix`; returns how many there were.
@@ -210,15 +209,25 @@ async fn delete_keys(client: &Client, prefix: &str) -> Result<u64, fred::error::
     Ok(deleted)
 }
 
-fn report(shared: &Shared, tally: Tally, elapsed: Duration, keys_deleted: u64) -> RedisReport {
+/// A clean-up error in the job's error categories.
+fn classify(error: fred::error::Error) -> ExperimentError {
+    let message = format!("redis: {error}");
+    match error.kind() {
+        ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Routing => ExperimentError::Connect(message),
+        ErrorKind::Timeout => ExperimentError::Timeout(message),
+        _ => ExperimentError::Protocol(message),
+    }
+}
+
+fn report(key_prefix: String, pool_size: u32, concurrency: u32, tally: Tally, elapsed: Duration, keys_deleted: u64) -> RedisReport {
     let ops: u64 = tally.counts.iter().sum();
     let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
     let waiting = tally.wait_total.as_secs_f64();
     let busy = tally.busy_total.as_secs_f64();
     RedisReport {
-        key_prefix: shared.key_prefix.clone(),
-        pool_size: shared.params.pool_size,
-        concurrency: shared.params.concurrency,
+        key_prefix,
+        pool_size,
+        concurrency,
         ops,
         commands: tally.commands,
         op_counts: OpCounts { get: tally.counts[0], set: tally.counts[1], incr: tally.counts[2], pipeline: tally.counts[3] },

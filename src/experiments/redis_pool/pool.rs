@@ -1,34 +1,30 @@
 //! The job's own bounded connection pool, in the manner of redis-py's `BlockingConnectionPool`:
-//! `pool_size` fred clients (one TCP connection each), lent to one task at a time. A task that
-//! finds none idle waits, up to a timeout, for another to give one back; that wait is what the
-//! report measures.
+//! `pool_size` connections, lent to one task at a time. A task that finds none idle waits, up to
+//! a timeout, for another to give one back; that wait is what the report measures.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use fred::prelude::{Builder, Client, ClientLike, Config};
 use futures_util::future::try_join_all;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::dependencies::{REDIS_COMMAND_TIMEOUT, REDIS_CONNECT_TIMEOUT};
+use super::connection::{Connection, RedisServer, RespError};
 
-/// `pool_size` connected clients and a semaphore with a permit per idle one.
+/// `pool_size` connections and a semaphore with a permit per idle one.
 pub struct LabPool {
-    /// The idle clients. A std mutex: held only to push or pop, never across an await.
-    idle: Mutex<Vec<Client>>,
-    /// One permit per idle client: acquiring one guarantees `idle` holds a client.
-    permits: Arc<Semaphore>,
+    /// The idle connections. A std mutex: held only to push or pop, never across an await.
+    idle: Mutex<Vec<Connection>>,
+    /// One permit per idle connection: acquiring one guarantees `idle` holds a connection.
+    permits: Semaphore,
     /// How long a checkout waits before giving up.
     wait_timeout: Duration,
-    /// Every client, for closing.
-    all: Vec<Client>,
 }
 
-/// A client lent to one task; given back when dropped.
+/// A connection lent to one task; given back when dropped.
 pub struct Checkout<'a> {
     pool: &'a LabPool,
-    client: Option<Client>,
-    _permit: OwnedSemaphorePermit,
+    connection: Option<Connection>,
+    _permit: SemaphorePermit<'a>,
 }
 
 /// No connection was given back within the pool's wait timeout.
@@ -36,68 +32,37 @@ pub struct Checkout<'a> {
 pub struct WaitTimedOut;
 
 impl LabPool {
-    /// Connects `size` clients from `config` at once, without reconnection: a connection that
-    /// breaks fails the operations on it, which is what the job must report.
-    pub async fn connect(config: &Config, size: usize, wait_timeout: Duration) -> Result<LabPool, fred::error::Error> {
-        let clients = (0..size)
-            .map(|_| {
-                Builder::from_config(config.clone())
-                    .with_connection_config(|connection| connection.connection_timeout = REDIS_CONNECT_TIMEOUT)
-                    .with_performance_config(|performance| performance.default_command_timeout = REDIS_COMMAND_TIMEOUT)
-                    .build()
-            })
-            .collect::<Result<Vec<Client>, _>>()?;
-        if let Err(error) = try_join_all(clients.iter().map(|client| client.init())).await {
-            close_all(&clients).await;
-            return Err(error);
-        }
-        Ok(LabPool {
-            idle: Mutex::new(clients.clone()),
-            permits: Arc::new(Semaphore::new(size)),
-            wait_timeout,
-            all: clients,
-        })
+    /// Opens `size` connections to `server` at once. They never reconnect: a connection that
+    /// breaks fails the operation on it, which is what the job must report. Dropping the pool
+    /// closes them.
+    pub async fn connect(server: &RedisServer, size: usize, wait_timeout: Duration) -> Result<LabPool, RespError> {
+        let connections = try_join_all((0..size).map(|_| Connection::open(server))).await?;
+        Ok(LabPool { idle: Mutex::new(connections), permits: Semaphore::new(size), wait_timeout })
     }
 
-    /// Takes an idle client, waiting up to the wait timeout for one.
+    /// Takes an idle connection, waiting up to the wait timeout for one.
     pub async fn checkout(&self) -> Result<Checkout<'_>, WaitTimedOut> {
-        let permit = tokio::time::timeout(self.wait_timeout, self.permits.clone().acquire_owned())
+        let permit = tokio::time::timeout(self.wait_timeout, self.permits.acquire())
             .await
             .map_err(|_| WaitTimedOut)?
             .expect("the pool's semaphore is never closed");
-        let client = self.idle.lock().expect("idle clients poisoned").pop();
-        Ok(Checkout { pool: self, client, _permit: permit })
-    }
-
-    /// A client still connected, for work outside the measured run (clean-up).
-    pub fn connected(&self) -> Option<&Client> {
-        self.all.iter().find(|client| client.is_connected())
-    }
-
-    /// Quits every connection.
-    pub async fn close(&self) {
-        close_all(&self.all).await;
+        let connection = self.idle.lock().expect("idle connections poisoned").pop();
+        Ok(Checkout { pool: self, connection, _permit: permit })
     }
 }
 
 impl Checkout<'_> {
-    /// The lent client.
-    pub fn client(&self) -> &Client {
-        self.client.as_ref().expect("a permit always comes with an idle client")
+    /// The lent connection.
+    pub fn connection(&mut self) -> &mut Connection {
+        self.connection.as_mut().expect("a permit always comes with an idle connection")
     }
 }
 
 impl Drop for Checkout<'_> {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            self.pool.idle.lock().expect("idle clients poisoned").push(client);
+        // Given back before the permit (dropped after this), so the next holder finds it.
+        if let Some(connection) = self.connection.take() {
+            self.pool.idle.lock().expect("idle connections poisoned").push(connection);
         }
     }
-}
-
-async fn close_all(clients: &[Client]) {
-    let quits = clients.iter().map(|client| async move {
-        let _ = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, client.quit()).await;
-    });
-    futures_util::future::join_all(quits).await;
 }

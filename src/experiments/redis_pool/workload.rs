@@ -1,19 +1,21 @@
-//! One task's loop: pick an operation, check a connection out of the pool (timed), run the
-//! operation (timed), give the connection back; and the tally each task keeps for the report.
+//! The measured run: connect the pool, start the tasks, and each task's loop: pick an operation,
+//! check a connection out of the pool (timed), run the operation on it (timed), give the
+//! connection back; and the tally each task keeps for the report.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use fred::prelude::{Client, ErrorKind, KeysInterface, Value};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::connection::{Connection, RedisServer};
 use super::params::{Op, RedisParams};
 use super::pool::LabPool;
+use crate::dependencies::REDIS_COMMAND_TIMEOUT;
 use crate::experiments::ExperimentError;
 use crate::stats::latency_histogram;
 
@@ -26,24 +28,41 @@ pub enum Budget {
     Until(Instant),
 }
 
-/// What every task shares.
-pub struct Shared {
-    /// The pool.
-    pub pool: LabPool,
+/// What the run needs to start.
+pub struct Plan {
+    /// Where to connect.
+    pub server: RedisServer,
     /// The parameters.
     pub params: RedisParams,
-    /// When to stop.
-    pub budget: Budget,
     /// Every key starts with it, so the run's keys can be found and deleted.
     pub key_prefix: String,
-    /// The value SET writes.
-    pub value: Bytes,
-    /// Operations taken from the budget so far (issued or given up).
-    pub issued: AtomicU64,
-    /// Operations completed so far, for progress.
+    /// Read by the job's progress reports while the run goes on.
+    pub counters: Arc<Counters>,
+}
+
+/// Figures the job publishes as progress while the tasks run on their own thread.
+#[derive(Default)]
+pub struct Counters {
+    /// When the pool was connected and the first task started.
+    pub started: OnceLock<Instant>,
+    /// Operations completed so far.
     pub completed: AtomicU64,
-    /// Pool waits that timed out so far, for progress.
+    /// Pool waits that timed out so far.
     pub wait_timeouts: AtomicU64,
+}
+
+/// What every task shares.
+struct Shared {
+    pool: LabPool,
+    params: RedisParams,
+    budget: Budget,
+    /// The key prefix, as the bytes every key starts with.
+    key_prefix: Vec<u8>,
+    /// The value SET writes.
+    value: Vec<u8>,
+    /// Operations taken from the budget so far (issued or given up).
+    issued: AtomicU64,
+    counters: Arc<Counters>,
 }
 
 /// What one task saw.
@@ -65,7 +84,8 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn new() -> Self {
+    /// An empty tally, to merge into.
+    pub fn empty() -> Self {
         Tally {
             latency: latency_histogram(),
             pool_wait: latency_histogram(),
@@ -89,17 +109,50 @@ impl Tally {
         self.commands += other.commands;
         self.wait_timeouts += other.wait_timeouts;
     }
+}
 
-    /// An empty tally to merge into.
-    pub fn empty() -> Self {
-        Tally::new()
+/// Connects the pool, runs `concurrency` tasks to the end of the budget and returns their
+/// merged tally and the time from the first operation to the last; the first error stops them
+/// all. Dropping the future drops the pool, which closes its connections.
+pub async fn run(plan: Plan) -> Result<(Tally, Duration), ExperimentError> {
+    let Plan { server, params, key_prefix, counters } = plan;
+    let pool = LabPool::connect(&server, params.pool_size as usize, Duration::from_millis(params.pool_wait_timeout_ms)).await?;
+    let started = Instant::now();
+    let _ = counters.started.set(started);
+    let budget = match (params.ops, params.duration_ms) {
+        (Some(ops), _) => Budget::Ops(ops),
+        (None, duration_ms) => Budget::Until(started + Duration::from_millis(duration_ms.unwrap_or_default())),
+    };
+    let shared = Arc::new(Shared {
+        pool,
+        value: vec![b'x'; params.value_bytes as usize],
+        params,
+        budget,
+        key_prefix: key_prefix.into_bytes(),
+        issued: AtomicU64::new(0),
+        counters,
+    });
+    let mut tasks = JoinSet::new();
+    for seed in 0..u64::from(shared.params.concurrency) {
+        tasks.spawn(run_task(shared.clone(), seed));
     }
+    let mut total = Tally::empty();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(tally)) => total.merge(&tally),
+            Ok(Err(error)) => return Err(error),
+            Err(error) => return Err(ExperimentError::Internal(format!("a task failed: {error}"))),
+        }
+    }
+    Ok((total, started.elapsed()))
 }
 
 /// Runs operations until the budget is spent; the first Redis error ends the task with it.
-pub async fn run_task(shared: Arc<Shared>, seed: u64) -> Result<Tally, ExperimentError> {
+async fn run_task(shared: Arc<Shared>, seed: u64) -> Result<Tally, ExperimentError> {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let mut tally = Tally::new();
+    let mut tally = Tally::empty();
+    // The key of the next command, built in place: no allocation per operation.
+    let mut key = Vec::with_capacity(shared.key_prefix.len() + 16);
     loop {
         let more = match shared.budget {
             Budget::Ops(ops) => shared.issued.fetch_add(1, Ordering::Relaxed) < ops,
@@ -113,64 +166,64 @@ pub async fn run_task(shared: Arc<Shared>, seed: u64) -> Result<Tally, Experimen
         let checkout = shared.pool.checkout().await;
         let waited = wait_started.elapsed();
         tally.wait_total += waited;
-        let Ok(checkout) = checkout else {
+        let Ok(mut checkout) = checkout else {
             tally.wait_timeouts += 1;
-            shared.wait_timeouts.fetch_add(1, Ordering::Relaxed);
+            shared.counters.wait_timeouts.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         let _ = tally.pool_wait.record(waited.as_micros().max(1) as u64);
         let started = Instant::now();
-        let commands = execute(op, checkout.client(), &shared, &mut rng).await?;
+        let commands = execute(op, checkout.connection(), &shared, &mut rng, &mut key).await?;
         let took = started.elapsed();
         drop(checkout);
         tally.busy_total += took;
         let _ = tally.latency.record(took.as_micros().max(1) as u64);
         tally.counts[op as usize] += 1;
         tally.commands += commands;
-        shared.completed.fetch_add(1, Ordering::Relaxed);
+        shared.counters.completed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Runs one operation; returns how many commands it sent.
-async fn execute(op: Op, client: &Client, shared: &Shared, rng: &mut SmallRng) -> Result<u64, ExperimentError> {
+async fn execute(op: Op, connection: &mut Connection, shared: &Shared, rng: &mut SmallRng, key: &mut Vec<u8>) -> Result<u64, ExperimentError> {
     let keyspace = shared.params.keyspace;
-    let mut key = || format!("{}k:{}", shared.key_prefix, rng.random_range(0..keyspace));
-    match op {
+    let mut next_key = |family: &[u8], key: &mut Vec<u8>| {
+        key.clear();
+        key.extend_from_slice(&shared.key_prefix);
+        key.extend_from_slice(family);
+        key.extend_from_slice(itoa::Buffer::new().format(rng.random_range(0..keyspace)).as_bytes());
+    };
+    let commands = match op {
         Op::Get => {
-            client.get::<Option<Bytes>, _>(key()).await.map_err(classify)?;
-            Ok(1)
+            next_key(b"k:", key);
+            connection.queue(&[b"GET", key]);
+            1
         }
         Op::Set => {
-            client.set::<(), _, _>(key(), shared.value.clone(), None, None, false).await.map_err(classify)?;
-            Ok(1)
+            next_key(b"k:", key);
+            connection.queue(&[b"SET", key, &shared.value]);
+            1
         }
         Op::Incr => {
-            let counter = format!("{}c:{}", shared.key_prefix, rng.random_range(0..keyspace));
-            client.incr::<i64, _>(counter).await.map_err(classify)?;
-            Ok(1)
+            next_key(b"c:", key);
+            connection.queue(&[b"INCR", key]);
+            1
         }
         Op::Pipeline => {
-            let pipeline = client.pipeline();
-            let depth = shared.params.pipeline_depth;
-            for index in 0..depth {
+            for index in 0..shared.params.pipeline_depth {
+                next_key(b"k:", key);
                 if index % 2 == 0 {
-                    pipeline.set::<(), _, _>(key(), shared.value.clone(), None, None, false).await.map_err(classify)?;
+                    connection.queue(&[b"SET", key, &shared.value]);
                 } else {
-                    pipeline.get::<(), _>(key()).await.map_err(classify)?;
+                    connection.queue(&[b"GET", key]);
                 }
             }
-            pipeline.all::<Vec<Value>>().await.map_err(classify)?;
-            Ok(u64::from(depth))
+            shared.params.pipeline_depth as usize
         }
-    }
-}
-
-/// A Redis error in the job's error categories.
-pub fn classify(error: fred::error::Error) -> ExperimentError {
-    let message = format!("redis: {error}");
-    match error.kind() {
-        ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Routing => ExperimentError::Connect(message),
-        ErrorKind::Timeout => ExperimentError::Timeout(message),
-        _ => ExperimentError::Protocol(message),
+    };
+    match tokio::time::timeout(REDIS_COMMAND_TIMEOUT, connection.exchange(commands)).await {
+        Ok(Ok(_)) => Ok(commands as u64),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(ExperimentError::Timeout(format!("redis: no reply within {} s", REDIS_COMMAND_TIMEOUT.as_secs()))),
     }
 }
