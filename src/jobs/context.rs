@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::events::EventBus;
 use super::{EventKind, JobId, PendingEvent};
@@ -25,6 +26,8 @@ pub struct JobContext {
     token: CancellationToken,
     bus: EventBus,
     sandbox: PathBuf,
+    /// The runner's tracker: clean-ups run on it, so shutdown waits for them.
+    cleanups: TaskTracker,
     /// Coalesces progress: shared by every clone of this context.
     progress: Arc<Mutex<ProgressThrottle>>,
 }
@@ -45,8 +48,21 @@ impl JobContext {
         token: CancellationToken,
         bus: EventBus,
         sandbox: PathBuf,
+        cleanups: TaskTracker,
     ) -> Self {
-        JobContext { job_id, services, token, bus, sandbox, progress: Arc::default() }
+        JobContext { job_id, services, token, bus, sandbox, cleanups, progress: Arc::default() }
+    }
+
+    /// Runs `work` in a task of its own, bounded by `limit`: for clean-up that must happen even
+    /// when the job's task is stopped at once (a cancel or a time limit drops it mid-await).
+    /// The task is tracked, so shutdown waits for it.
+    pub fn spawn_cleanup(&self, limit: Duration, work: impl Future<Output = ()> + Send + 'static) {
+        let job_id = self.job_id;
+        self.cleanups.spawn(async move {
+            if tokio::time::timeout(limit, work).await.is_err() {
+                tracing::warn!(job.id = %job_id, "a clean-up did not finish in time");
+            }
+        });
     }
 
     /// The job's id.

@@ -227,7 +227,7 @@ impl Inner {
         self.bus.open(id, last_seq).await;
         self.bus.publish(id, PendingEvent::status(JobStatus::Running, None)).await;
         let sandbox = self.data_dir.join("jobs").join(id.to_string());
-        let ctx = JobContext::new(id, self.services.clone(), token.clone(), self.bus.clone(), sandbox.clone());
+        let ctx = JobContext::new(id, self.services.clone(), token.clone(), self.bus.clone(), sandbox.clone(), self.tracker.clone());
         let outcome = match (experiments::find(&job.kind), tokio::fs::create_dir_all(&sandbox).await) {
             (None, _) => Outcome::failed("unknown_kind", format!("no experiment kind {:?} in this build", job.kind)),
             (_, Err(error)) => Outcome::failed("sandbox", format!("cannot create the job directory: {error}")),

@@ -145,7 +145,33 @@ async fn no_connection_outlives_the_server(backend: Backend) {
     assert_eq!(eventually(0, || databases.mysql_connections()).await, 0, "MariaDB connections left");
 }
 
+async fn a_cancelled_run_still_drops_its_tables(backend: Backend) {
+    let databases = TargetDatabases::create().await;
+    let (_database, app) = start(backend, &databases).await;
+    let params = json!({"targets": ["postgres", "mysql"], "rows": 1_000_000, "batch_size": 1, "concurrency": 2,
+                        "insert_mode": "per_row", "steps": ["init", "insert"]});
+    let id = app.launch_ok("database", &params).await;
+    let mut inserting = false;
+    for _ in 0..1000 {
+        let job = app.job(&id).await;
+        let targets = job["progress"]["targets"].as_array().cloned().unwrap_or_default();
+        if targets.len() == 2 && targets.iter().all(|target| target["step"] == "insert") {
+            inserting = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(inserting, "both targets reached the insert step");
+    assert_eq!(databases.tables().await, (1, 1), "each target has the job's table");
+    let cancelled = app.client.post(app.url(&format!("/jobs/{id}/cancel"))).send().await.unwrap();
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(app.wait_until_ended(&id).await["status"], "cancelled");
+    assert_eq!(eventually((0, 0), || databases.tables()).await, (0, 0), "a cancelled run's tables are dropped");
+    app.stop().await;
+}
+
 crate::both_stores!(
+    a_cancelled_run_still_drops_its_tables,
     every_step_and_mode_counts_exactly_on_both_targets_at_once,
     progress_is_published_per_step_and_batch,
     unconfigured_targets_make_the_experiment_unavailable,

@@ -113,7 +113,32 @@ async fn no_redis_connection_outlives_the_server(backend: Backend) {
     assert_eq!(eventually(0, || redis.clients()).await, 0, "Redis connections left");
 }
 
+/// Polls the job until its progress shows completed operations (or steps).
+async fn wait_for_progress(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) {
+    for _ in 0..1000 {
+        if done(&app.job(id).await["progress"]) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("job {id} never made the awaited progress");
+}
+
+async fn a_cancelled_run_still_deletes_its_keys(backend: Backend) {
+    let (_database, app) = start(backend, SHARED_REDIS_URL).await;
+    let id = app.launch_ok("redis", &json!({"pool_size": 4, "concurrency": 8, "duration_ms": 30_000, "keyspace": 500})).await;
+    wait_for_progress(&app, &id, |progress| progress["completed"].as_u64().unwrap_or(0) > 1000).await;
+    let prefix = format!("asynclab:{id}:");
+    assert!(keys_under(6379, &prefix).await > 0, "the run wrote keys");
+    let cancelled = app.client.post(app.url(&format!("/jobs/{id}/cancel"))).send().await.unwrap();
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(app.wait_until_ended(&id).await["status"], "cancelled");
+    assert_eq!(eventually(0, || keys_under(6379, &prefix)).await, 0, "a cancelled run's keys are deleted");
+    app.stop().await;
+}
+
 crate::both_stores!(
+    a_cancelled_run_still_deletes_its_keys,
     a_mixed_run_counts_every_operation_and_deletes_its_keys,
     waits_beyond_the_pool_timeout_are_counted,
     a_redis_that_dies_mid_run_fails_the_job_and_the_server_stays_healthy,

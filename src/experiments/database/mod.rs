@@ -18,6 +18,7 @@ mod steps;
 mod target;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -122,10 +123,13 @@ impl Experiment for Database {
                 TargetRun { pool, table: table.clone(), params: params.clone(), board: board.clone(), target_index: index },
             ));
         }
+        let mut leftover = LeftoverTables { ctx: ctx.clone(), runs: runs.iter().map(|(_, run)| run.clone()).collect() };
         let mut runs = runs.into_iter();
         let first = runs.next().map(|(target, run)| run_target(target, run, job_started));
         let second = runs.next().map(|(target, run)| run_target(target, run, job_started));
         let (first, second) = tokio::join!(optional(first), optional(second));
+        // Each target dropped its table itself.
+        leftover.runs.clear();
         let targets: Vec<TargetReport> = first.into_iter().chain(second).collect();
         if let Some(error) = all_failed(&targets) {
             return Err(error);
@@ -135,6 +139,33 @@ impl Experiment for Database {
             _ => 0.0,
         };
         Ok(DatabaseReport { insert_mode: params.insert_mode, rows: params.rows, targets, overlap_ms })
+    }
+}
+
+/// How long dropping a stopped run's tables may take.
+const LEFTOVER_CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Drops the job's tables when the run is dropped before its targets could (a cancel or the
+/// job's time limit stops it mid-statement): the clean-up then runs as a tracked task.
+struct LeftoverTables {
+    ctx: JobContext,
+    /// The targets whose table may still exist; emptied once they dropped it themselves.
+    runs: Vec<TargetRun>,
+}
+
+impl Drop for LeftoverTables {
+    fn drop(&mut self) {
+        if self.runs.is_empty() {
+            return;
+        }
+        let runs = std::mem::take(&mut self.runs);
+        self.ctx.spawn_cleanup(LEFTOVER_CLEANUP_TIMEOUT, async move {
+            for run in runs {
+                if let Err(error) = run.drop_table().await {
+                    tracing::warn!(table = %run.table, error = %error.message, "cannot drop a stopped run's table");
+                }
+            }
+        });
     }
 }
 

@@ -18,8 +18,8 @@
 //! connection that breaks fails the job with a `connect` error.
 //!
 //! Keys live under `asynclab:{job id}:` and are deleted (SCAN + UNLINK on the shared fred pool)
-//! when the run ends, successfully or not. A job cancelled or timed out is dropped at once and
-//! leaves its keys.
+//! when the run ends, successfully or not; a job cancelled or timed out mid-run is dropped at
+//! once, and a tracked clean-up task deletes its keys then.
 
 mod connection;
 mod params;
@@ -153,7 +153,9 @@ impl Experiment for RedisPool {
         let (pool_size, concurrency) = (params.pool_size, params.concurrency);
         let counters = Arc::new(Counters::default());
         let plan = Plan { server, params, key_prefix: key_prefix.clone(), counters: counters.clone() };
+        let mut leftover = LeftoverKeys { ctx: ctx.clone(), client: redis.pool.next().clone(), prefix: Some(key_prefix.clone()) };
         let outcome = drive(&ctx, plan, &counters).await;
+        leftover.prefix = None;
         let client = redis.pool.next();
         let (tally, elapsed) = match outcome {
             Ok(run) => run,
@@ -173,6 +175,27 @@ impl Experiment for RedisPool {
             Err(_) => return Err(ExperimentError::Timeout(format!("deleting the keys under {key_prefix} took too long"))),
         };
         Ok(report(key_prefix, pool_size, concurrency, tally, elapsed, keys_deleted))
+    }
+}
+
+/// Deletes the run's keys when the run is dropped before it could (a cancel or the job's time
+/// limit stops it mid-await): the clean-up then runs as a tracked task of its own.
+struct LeftoverKeys {
+    ctx: JobContext,
+    client: Client,
+    /// `Some` until the run reaches its own clean-up.
+    prefix: Option<String>,
+}
+
+impl Drop for LeftoverKeys {
+    fn drop(&mut self) {
+        let Some(prefix) = self.prefix.take() else { return };
+        let client = self.client.clone();
+        self.ctx.spawn_cleanup(CLEANUP_TIMEOUT, async move {
+            if let Err(error) = delete_keys(&client, &prefix).await {
+                tracing::warn!(%prefix, %error, "cannot delete a stopped run's keys");
+            }
+        });
     }
 }
 
