@@ -13,15 +13,26 @@ use crate::helpers::{Backend, SseEvent, TestApp, TestDatabase};
 use crate::subprocess::wait_for_processes;
 
 /// An `asynclab serve` process of its own, so it can be killed for real.
-struct ServerProcess {
+pub struct ServerProcess {
     child: Child,
-    address: String,
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
 }
 
 impl ServerProcess {
-    /// Starts the server on `data_dir` (SQLite store) and waits until `/readyz` answers; returns
+    /// Starts the server on `data_dir` (SQLite store) and waits until it answers `/healthz`; returns
     /// it with the time start-up took.
     async fn start(data_dir: &std::path::Path, client: &reqwest::Client) -> (ServerProcess, Duration) {
+        Self::start_with(data_dir, client, &[], (Stdio::null(), "info")).await
+    }
+
+    /// Starts the server with `extra` flags, its log (stderr) going to `log.0` at level `log.1`.
+    pub async fn start_with(
+        data_dir: &std::path::Path,
+        client: &reqwest::Client,
+        extra: &[&str],
+        log: (Stdio, &str),
+    ) -> (ServerProcess, Duration) {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let binary = env!("CARGO_BIN_EXE_asynclab");
         let started = Instant::now();
@@ -29,21 +40,29 @@ impl ServerProcess {
             .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--max-running-jobs", "10", "--child-exe", binary])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .env_remove("DATABASE_URL")
+            .env_remove("ASYNCLAB_TOKEN")
+            .env("RUST_LOG", log.1)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.0)
             .spawn()
             .expect("the server starts");
         let server = ServerProcess { child, address: format!("http://127.0.0.1:{port}") };
         for _ in 0..600 {
-            if let Ok(response) = client.get(format!("{}/readyz", server.address)).send().await {
-                if response.status() == 200 {
-                    return (server, started.elapsed());
-                }
+            if client.get(format!("{}/healthz", server.address)).send().await.is_ok_and(|response| response.status() == 200) {
+                return (server, started.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the server did not become ready");
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn terminate(mut self) {
+        // SAFETY: kill(2) on the child's own pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
     }
 }
 
