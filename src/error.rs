@@ -53,7 +53,34 @@ pub enum ApiError {
     Unavailable(String),
     /// A bug or an infrastructure failure; the body is opaque, the chain is logged.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// When a client refused with `503` (store unreachable, server restarting) may try again.
+const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
+
+impl From<anyhow::Error> for ApiError {
+    /// A store that cannot be reached (connection lost, pool exhausted or closed, the database
+    /// shutting down) is `503` with `Retry-After`: the pool reconnects by itself. Anything else
+    /// is an internal error.
+    fn from(error: anyhow::Error) -> Self {
+        if is_store_unreachable(&error) {
+            tracing::warn!(error = format!("{error:#}"), "the job store is unreachable");
+            ApiError::Unavailable("the job store is unreachable; retry shortly".into())
+        } else {
+            ApiError::Internal(error)
+        }
+    }
+}
+
+/// Whether `error` says the database could not be reached, rather than that a query was wrong.
+fn is_store_unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)) => true,
+        // admin_shutdown, crash_shutdown, cannot_connect_now: the server is going away or not up yet.
+        Some(sqlx::Error::Database(database)) => matches!(database.code().as_deref(), Some("57P01" | "57P02" | "57P03")),
+        _ => false,
+    })
 }
 
 /// An RFC 9457 problem document.
@@ -164,8 +191,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{error:#}"), "request failed");
         }
         let mut response = (self.status(), problem_body(&self.problem())).into_response();
-        if let ApiError::TooManyRequests { retry_after_s, .. } = &self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        match &self {
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            ApiError::Unavailable(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_S));
+            }
+            _ => {}
         }
         response
     }
@@ -251,4 +284,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AppQuer
 
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_503_with_retry_after_and_other_failures_are_500() {
+        for lost in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed, sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())] {
+            let error = ApiError::from(anyhow::Error::new(lost).context("cannot read the job"));
+            assert!(matches!(error, ApiError::Unavailable(_)), "{error:?}");
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        }
+        let bug = ApiError::from(anyhow::Error::new(sqlx::Error::RowNotFound));
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -27,6 +27,7 @@ mod recovery;
 mod redis;
 pub mod reliability;
 mod sftp;
+mod store_faults;
 mod s3;
 mod secrets;
 mod subprocess;
