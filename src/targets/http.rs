@@ -123,9 +123,10 @@ pub struct StatusEcho {
 
 /// Answers with the given status code (200 to 599).
 #[utoipa::path(get, path = "/targets/status/{code}", tag = "targets",
-    params(("code" = u16, Path, description = "A status code from 200 to 599")),
-    responses((status = 200, body = StatusEcho, description = "Or whichever status was asked for"),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    params(("code" = u16, Path, description = "A status code from 200 to 599", minimum = 200, maximum = 599)),
+    responses((status = 200, body = StatusEcho, description = "The status asked for: 200 here"),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = "default", body = StatusEcho, description = "Whichever other status was asked for")))]
 pub async fn status(
     State(stats): State<Arc<TargetStats>>,
     AppPath(code): AppPath<u16>,
