@@ -58,6 +58,17 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_MAX_RUNNING_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_running_jobs: u32,
 
+    /// This replica's id among the replicas sharing a PostgreSQL store (letters, digits, `.`, `_`,
+    /// `:`, `-`); unset, HOSTNAME:PORT. Keep it stable across restarts: a replica starting under
+    /// an id marks that id's unfinished jobs interrupted at once.
+    #[arg(long, env = "ASYNCLAB_REPLICA_ID", value_parser = parse_replica_id)]
+    pub replica_id: Option<String>,
+
+    /// How long a replica's claim on a running job holds without a heartbeat (renewed every
+    /// third of it); a dead replica's jobs are rescued after it.
+    #[arg(long, env = "ASYNCLAB_LEASE_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..=600_000))]
+    pub lease_ms: u64,
+
     /// Jobs allowed to wait in the queue; launches beyond it get 429.
     #[arg(long, env = "ASYNCLAB_MAX_QUEUED_JOBS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_jobs: u64,
@@ -181,6 +192,32 @@ impl ServeConfig {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
     }
+
+    /// How long a claim on a running job holds without a heartbeat.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    /// The replica id: `--replica-id`, or this host's name and the port the server listens on.
+    pub fn replica_id(&self, port: u16) -> String {
+        self.replica_id.clone().unwrap_or_else(|| format!("{}:{port}", host_name()))
+    }
+}
+
+/// This host's name, as the kernel knows it (a container's id in Docker), or `localhost`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).collect::<String>())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn parse_replica_id(raw: &str) -> Result<String, String> {
+    let valid = !raw.is_empty()
+        && raw.len() <= 128
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if valid { Ok(raw.to_string()) } else { Err("1 to 128 letters, digits, '.', '_', ':' or '-'".into()) }
 }
 
 /// A database URL with any password replaced, for logs.
@@ -204,6 +241,14 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn replica_ids_are_checked() {
+        assert_eq!(parse_replica_id("api-1.eu:8080").unwrap(), "api-1.eu:8080");
+        assert!(parse_replica_id("").is_err());
+        assert!(parse_replica_id("a b").is_err());
+        assert!(parse_replica_id(&"x".repeat(129)).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::experiments::s3::target::S3Target;
 use crate::experiments::subprocess::allowlist::ProgramAllowlist;
 use crate::outbound::OutboundPolicy;
 use crate::state::{AppState, Services};
-use crate::store::StoreLocation;
+use crate::store::{Claimant, StoreLocation};
 use crate::targets::TargetStats;
 use crate::targets::listener::CountingListener;
 use crate::tls::TrustedRoots;
@@ -46,11 +46,15 @@ impl Application {
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         let database_url = config.database_url.as_ref().map(|url| url.expose_secret().to_string());
         let store = StoreLocation::from_url(database_url.as_deref(), &config.data_dir)?.open(config.db_max_connections).await?;
-        recovery::repair(store.as_ref()).await.context("cannot repair jobs left running")?;
+        let listener = TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
+        let address = listener.local_addr()?;
+        let claimant = Claimant { replica: config.replica_id(address.port()), lease: config.lease() };
+        tracing::info!(replica = %claimant.replica, "replica id");
+        recovery::repair(store.as_ref(), &claimant.replica).await.context("cannot repair jobs left running")?;
 
         let stopping = CancellationToken::new();
         let meters = crate::meters::Meters::new();
-        let bus = EventBus::start(store.clone(), &TaskTracker::new(), stopping.clone(), meters.clone());
+        let bus = EventBus::start(store.clone(), claimant.replica.clone(), &TaskTracker::new(), stopping.clone(), meters.clone());
         let dependencies = crate::dependencies::build(&config).await?;
         let outbound = OutboundPolicy::new(config.allow_hosts.clone());
         let s3 = S3Target::build(&config, &outbound).await.context("cannot set up the s3 experiment's endpoint")?;
@@ -72,6 +76,7 @@ impl Application {
         });
         let runner = Runner::new(
             store.clone(),
+            claimant,
             bus.clone(),
             services.clone(),
             config.max_running_jobs as usize,
@@ -85,8 +90,6 @@ impl Application {
             launches: LaunchLimiter::new(config.launch_rate, config.launch_burst),
             subscribers: Arc::new(SubscriberLimit::new(usize::try_from(config.max_subscribers_per_job).unwrap_or(usize::MAX))),
         });
-        let listener = TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
-        let address = listener.local_addr()?;
         let state = AppState {
             store,
             bus,

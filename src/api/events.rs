@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, AppPath, AppQuery, Problem};
+use crate::jobs::events::Live;
 use crate::jobs::{JobEvent, JobId, JobStatus};
 use crate::state::AppState;
 
@@ -101,7 +102,8 @@ enum Stop {
 }
 
 /// Replays from the store, then forwards live events; resumes from the store whenever the live
-/// channel lags or closes, so the client sees every event once, in order.
+/// channel lags or closes, or says that another replica stored events, so the client sees every
+/// event once, in order.
 async fn follow(state: AppState, id: JobId, mut last: i64, outbox: Outbox) {
     let _subscriber = state.services.meters.sse_subscriber();
     let mut subscription = state.bus.subscribe(id);
@@ -117,14 +119,16 @@ async fn follow(state: AppState, id: JobId, mut last: i64, outbox: Outbox) {
         loop {
             tokio::select! {
                 received = subscription.receiver.recv() => match received {
-                    Ok(event) if event.seq <= last => {}
-                    Ok(event) if event.seq == last + 1 => {
+                    Ok(Live::Event(event)) if event.seq <= last => {}
+                    Ok(Live::Event(event)) if event.seq == last + 1 => {
                         if let Stop::Done = deliver(&event, &mut last, &outbox).await {
                             return;
                         }
                     }
-                    // A gap or a lag: the store has everything, read it from there.
-                    Ok(_) | Err(RecvError::Lagged(_)) => break,
+                    Ok(Live::Stored(seq)) if seq <= last => {}
+                    // Stored by another replica, a gap or a lag: the store has everything, read
+                    // it from there.
+                    Ok(Live::Event(_) | Live::Stored(_)) | Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => {
                         // The job's channel closed: it ended, and its last events are stored.
                         if let Ok(Stop::CaughtUp) = replay(&state, id, &mut last, &outbox).await {

@@ -123,7 +123,15 @@ pub async fn launch(
     }
     let inserted = state
         .store
-        .insert_job(NewJob { id: uuid::Uuid::now_v7(), kind: kind.clone(), params: params.clone(), timeout_ms, idempotency_key })
+        .insert_job(NewJob {
+            id: uuid::Uuid::now_v7(),
+            kind: kind.clone(),
+            params: params.clone(),
+            timeout_ms,
+            idempotency_key,
+            parent_id: None,
+            max_attempts: entry.max_attempts,
+        })
         .await?;
     if !inserted.created {
         return replay(inserted.job, &kind, &params);

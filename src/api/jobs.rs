@@ -57,7 +57,7 @@ pub async fn list(State(state): State<AppState>, AppQuery(query): AppQuery<ListQ
     }
     let mut jobs = state
         .store
-        .list_jobs(&JobQuery { kind: query.kind, status: query.status, before: query.cursor, limit: limit + 1 })
+        .list_jobs(&JobQuery { kind: query.kind, status: query.status, before: query.cursor, parent: None, limit: limit + 1 })
         .await?;
     let more = jobs.len() > limit as usize;
     jobs.truncate(limit as usize);
@@ -88,9 +88,6 @@ pub async fn cancel(State(state): State<AppState>, AppPath(id): AppPath<JobId>) 
         CancelOutcome::NotFound => return Err(job_not_found(id)),
         CancelOutcome::AlreadyFinished(status) => {
             return Err(ApiError::conflict("status", format!("the job already ended: {}", status.as_str())));
-        }
-        CancelOutcome::NotHere => {
-            return Err(ApiError::conflict("id", "the job is running in another process; retry there"));
         }
         CancelOutcome::CancelledQueued | CancelOutcome::Stopping => {}
     }

@@ -41,6 +41,11 @@ pub trait Experiment: Send + Sync + 'static {
     /// What a successful run reports.
     type Report: Serialize + ToSchema + Send + 'static;
 
+    /// Whether a run cut short by its replica's death may simply run again: true only for kinds
+    /// whose work stays inside the job (nothing half-written elsewhere). Such jobs are queued
+    /// again, up to [`RESTART_ATTEMPTS`] claims in all; others end `interrupted`.
+    const RESTARTABLE: bool = false;
+
     /// Parameters that make a good first run, shown in the catalogue.
     fn example() -> Self::Params;
 
@@ -60,6 +65,9 @@ pub trait Experiment: Send + Sync + 'static {
         params: Self::Params,
     ) -> impl Future<Output = Result<Self::Report, ExperimentError>> + Send;
 }
+
+/// How many times a replica may claim a job of a restartable kind.
+pub const RESTART_ATTEMPTS: u32 = 3;
 
 /// Whether an experiment can run on this server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +139,8 @@ pub struct ExperimentEntry {
     pub kind: &'static str,
     /// One line saying what it shows.
     pub summary: &'static str,
+    /// How many times a replica may claim one of its jobs (see [`Experiment::RESTARTABLE`]).
+    pub max_attempts: u32,
     /// Parameters for a good first run, as JSON.
     pub example: fn() -> Value,
     /// Whether it can run here.
@@ -153,6 +163,7 @@ fn entry<E: Experiment>() -> ExperimentEntry {
     ExperimentEntry {
         kind: E::KIND,
         summary: E::SUMMARY,
+        max_attempts: if E::RESTARTABLE { RESTART_ATTEMPTS } else { 1 },
         example: || serde_json::to_value(E::example()).expect("example parameters serialize"),
         availability: E::availability,
         prepare: prepare::<E>,

@@ -170,6 +170,7 @@ impl Experiment for StructuredConcurrency {
     const KIND: &'static str = "structured-concurrency";
     const SUMMARY: &'static str =
         "JoinSet scope (TaskGroup) vs join_all (gather) vs settled (return_exceptions): who finished, who was cancelled, which errors surfaced";
+    const RESTARTABLE: bool = true;
     type Params = StructuredConcurrencyParams;
     type Report = StructuredConcurrencyReport;
 

@@ -27,9 +27,19 @@ const BROADCAST_CAPACITY: usize = 256;
 /// Attempts the writer still makes after shutdown began before it gives a batch up.
 const ATTEMPTS_AFTER_SHUTDOWN: u32 = 3;
 
+/// What a job's live channel carries.
+#[derive(Debug, Clone)]
+pub enum Live {
+    /// An event this process stored.
+    Event(Arc<JobEvent>),
+    /// Events up to this sequence number are stored (by another replica, or missed signals):
+    /// read them from the store.
+    Stored(i64),
+}
+
 /// Per-job broadcast channels, present while someone listens. Guarded by a std mutex: every
 /// critical section is a map lookup or insert, never an await.
-type LiveChannels = Arc<Mutex<HashMap<JobId, broadcast::Sender<Arc<JobEvent>>>>>;
+type LiveChannels = Arc<Mutex<HashMap<JobId, broadcast::Sender<Live>>>>;
 
 enum Command {
     Open { job_id: JobId, last_seq: i64 },
@@ -51,8 +61,8 @@ pub struct EventBus {
 
 /// A live subscription to one job's events; drops its channel when the last subscriber leaves.
 pub struct Subscription {
-    /// Events broadcast after they were stored.
-    pub receiver: broadcast::Receiver<Arc<JobEvent>>,
+    /// Events broadcast after they were stored, and wake-ups for events stored elsewhere.
+    pub receiver: broadcast::Receiver<Live>,
     live: LiveChannels,
     job_id: JobId,
 }
@@ -70,12 +80,20 @@ impl Drop for Subscription {
 }
 
 impl EventBus {
-    /// Starts the writer task on `tracker`.
-    pub fn start(store: Arc<dyn JobStore>, tracker: &TaskTracker, shutdown: CancellationToken, meters: Meters) -> Self {
+    /// Starts the writer task on `tracker`; it writes as `replica`, the owner of the jobs it
+    /// sequences.
+    pub fn start(
+        store: Arc<dyn JobStore>,
+        replica: String,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+        meters: Meters,
+    ) -> Self {
         let (commands, queue) = mpsc::channel(COMMAND_CAPACITY);
         let live = LiveChannels::default();
         let writer = Writer {
             store,
+            replica,
             live: live.clone(),
             next_seq: HashMap::new(),
             batch: Vec::new(),
@@ -110,8 +128,23 @@ impl EventBus {
         let sender = self.live.lock().expect("live channel map poisoned").remove(&job_id);
         if let Some(sender) = sender {
             for event in events {
-                let _ = sender.send(Arc::new(event.clone()));
+                let _ = sender.send(Live::Event(Arc::new(event.clone())));
             }
+        }
+    }
+
+    /// Tells the job's live subscribers that its events up to `seq` are stored (by another
+    /// replica), so they read them from the store.
+    pub fn stored(&self, job_id: JobId, seq: i64) {
+        if let Some(sender) = self.live.lock().expect("live channel map poisoned").get(&job_id) {
+            let _ = sender.send(Live::Stored(seq));
+        }
+    }
+
+    /// Tells every live subscriber to re-read the store: signals may have been missed.
+    pub fn resync(&self) {
+        for sender in self.live.lock().expect("live channel map poisoned").values() {
+            let _ = sender.send(Live::Stored(i64::MAX));
         }
     }
 
@@ -140,6 +173,8 @@ impl EventBus {
 /// The single task that sequences, stores and broadcasts events.
 struct Writer {
     store: Arc<dyn JobStore>,
+    /// This replica's id: the store keeps only events of jobs it still owns.
+    replica: String,
     live: LiveChannels,
     /// The next sequence number of each open job.
     next_seq: HashMap<JobId, i64>,
@@ -189,17 +224,25 @@ impl Writer {
                 let events: Vec<JobEvent> =
                     events.into_iter().filter_map(|event| self.sequence(job_id, event)).collect();
                 let store = self.store.clone();
+                let replica = self.replica.clone();
                 let written = self
                     .with_retry("finish job", || {
                         let store = store.clone();
+                        let replica = replica.clone();
                         let finish = finish.clone();
                         let events = events.clone();
-                        async move { store.finish_job(job_id, &finish, &events).await }
+                        async move { store.finish_job(&replica, job_id, &finish, &events).await }
                     })
                     .await;
-                if written {
-                    self.meters.events_written(events.len());
-                    self.broadcast(&events);
+                match written {
+                    Some(true) => {
+                        self.meters.events_written(events.len());
+                        self.broadcast(&events);
+                    }
+                    Some(false) => {
+                        tracing::warn!(job.id = %job_id, "the job was rescued by another replica; its end here is not recorded");
+                    }
+                    None => {}
                 }
                 self.next_seq.remove(&job_id);
                 self.live.lock().expect("live channel map poisoned").remove(&job_id);
@@ -225,16 +268,22 @@ impl Writer {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
         let store = self.store.clone();
+        let replica = self.replica.clone();
         let written = self
             .with_retry("append events", || {
                 let store = store.clone();
+                let replica = replica.clone();
                 let batch = batch.clone();
-                async move { store.append_events(&batch).await }
+                async move { store.append_events(&replica, &batch).await }
             })
             .await;
-        if written {
+        if let Some(dropped) = written {
+            for job_id in &dropped {
+                tracing::warn!(job.id = %job_id, "the job was rescued by another replica; its events here are dropped");
+            }
+            batch.retain(|event| !dropped.contains(&event.job_id));
             self.meters.events_written(batch.len());
             self.broadcast(&batch);
         }
@@ -244,30 +293,30 @@ impl Writer {
         let live = self.live.lock().expect("live channel map poisoned");
         for event in events {
             if let Some(sender) = live.get(&event.job_id) {
-                let _ = sender.send(Arc::new(event.clone()));
+                let _ = sender.send(Live::Event(Arc::new(event.clone())));
             }
         }
     }
 
     /// Retries a store write until it succeeds; after shutdown began, gives up after a few
-    /// attempts so the process can exit. Events given up were never broadcast.
-    async fn with_retry<F, Fut>(&self, what: &str, mut write: F) -> bool
+    /// attempts so the process can exit (`None`). Events given up were never broadcast.
+    async fn with_retry<F, Fut, T>(&self, what: &str, mut write: F) -> Option<T>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), crate::store::StoreError>>,
+        Fut: Future<Output = Result<T, crate::store::StoreError>>,
     {
         let mut backoff = Duration::from_millis(50);
         let mut attempts_after_shutdown = 0;
         loop {
             match write().await {
-                Ok(()) => return true,
+                Ok(written) => return Some(written),
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "event writer cannot {what}; retrying");
                     if self.shutdown.is_cancelled() {
                         attempts_after_shutdown += 1;
                         if attempts_after_shutdown >= ATTEMPTS_AFTER_SHUTDOWN {
                             tracing::error!("event writer gives up during shutdown: {what}");
-                            return false;
+                            return None;
                         }
                     }
                     sleep(backoff).await;

@@ -106,6 +106,13 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal status.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The replica that runs or ran the job (its `--replica-id`), once claimed.
+    pub replica: Option<String>,
+    /// The sharded job this one is a shard of.
+    pub parent_id: Option<Uuid>,
+    /// How many times a replica claimed the job: more than once after a dead replica's job was
+    /// re-queued.
+    pub attempts: u32,
 }
 
 /// The category of a job event, also its SSE `event:` name.

@@ -1,5 +1,8 @@
 //! The runner: claims queued jobs from the store while a slot is free, runs each as a tracked
-//! task under its own cancellation token and time limit, and records how it ended.
+//! task under its own cancellation token and time limit, and records how it ended. Beside it,
+//! `replica.rs` keeps the claims' leases alive and listens to the other replicas.
+
+mod replica;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,13 +21,15 @@ use super::events::EventBus;
 use super::{EventKind, Job, JobError, JobId, JobStatus, PendingEvent};
 use crate::experiments::{self, ExperimentEntry};
 use crate::state::Services;
-use crate::store::{Finish, JobStore};
+use crate::store::{Claimant, Finish, JobStore};
 
 /// How often the dispatcher looks for queued jobs when nobody woke it (jobs inserted by another
 /// process, or a wake-up lost to a store error).
 const IDLE_POLL: Duration = Duration::from_secs(1);
-/// How long a cancel waits for a just-claimed job to register before it gives up.
-const CANCEL_RETRIES: u32 = 100;
+/// How often a cancel of a job running elsewhere checks whether the job has ended.
+const CANCEL_POLL: Duration = Duration::from_millis(25);
+/// How many times a cancel looks again when the job changed state under it.
+const CANCEL_ATTEMPTS: u32 = 3;
 
 /// A cheap handle to the runner.
 #[derive(Clone)]
@@ -34,6 +39,8 @@ pub struct Runner {
 
 struct Inner {
     store: Arc<dyn JobStore>,
+    /// This replica's id and lease: what claims are made with.
+    claimant: Claimant,
     bus: EventBus,
     services: Arc<Services>,
     /// One permit per job allowed to run at once (`max_running_jobs`).
@@ -69,8 +76,6 @@ pub enum CancelOutcome {
     AlreadyFinished(JobStatus),
     /// No such job.
     NotFound,
-    /// The job is running, but not in this process.
-    NotHere,
 }
 
 /// How a job's run ended, before it is stored.
@@ -91,9 +96,10 @@ impl Outcome {
 }
 
 impl Runner {
-    /// A runner allowing `max_running` jobs at once; `root` stops them all.
+    /// A runner allowing `max_running` jobs at once, claiming as `claimant`; `root` stops them all.
     pub fn new(
         store: Arc<dyn JobStore>,
+        claimant: Claimant,
         bus: EventBus,
         services: Arc<Services>,
         max_running: usize,
@@ -103,6 +109,7 @@ impl Runner {
         Runner {
             inner: Arc::new(Inner {
                 store,
+                claimant,
                 bus,
                 services,
                 slots: Arc::new(Semaphore::new(max_running)),
@@ -115,10 +122,22 @@ impl Runner {
         }
     }
 
-    /// Starts the dispatcher.
+    /// Starts the dispatcher, the heartbeat that keeps leases and rescues dead replicas' jobs,
+    /// and the listener for other replicas' signals.
     pub fn start(&self) {
         let inner = self.inner.clone();
         self.inner.tracker.spawn(async move { inner.dispatch().await });
+        let inner = self.inner.clone();
+        self.inner.tracker.spawn(async move { inner.heartbeat().await });
+        if let Some(signals) = self.inner.store.listen(&self.inner.tracker, self.inner.root.clone()) {
+            let inner = self.inner.clone();
+            self.inner.tracker.spawn(async move { inner.follow_signals(signals).await });
+        }
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> &str {
+        &self.inner.claimant.replica
     }
 
     /// Tells the dispatcher a job was queued.
@@ -133,11 +152,12 @@ impl Runner {
         tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_ok()
     }
 
-    /// Cancels a job: a queued one at once, a running one by firing its token. When it was
-    /// running, waits up to `wait` for its end to be stored.
+    /// Cancels a job: a queued one at once, a running one by firing its token — through the
+    /// store when another replica runs it. When it was running, waits up to `wait` for its end to
+    /// be stored.
     pub async fn cancel(&self, id: JobId, wait: Duration) -> Result<CancelOutcome, crate::store::StoreError> {
         let inner = &self.inner;
-        for _ in 0..CANCEL_RETRIES {
+        for _ in 0..CANCEL_ATTEMPTS {
             if let Some(finished) = inner.request_stop(id) {
                 let _ = tokio::time::timeout(wait, finished.cancelled()).await;
                 return Ok(CancelOutcome::Stopping);
@@ -153,15 +173,41 @@ impl Runner {
             match inner.store.get_job(id).await? {
                 None => return Ok(CancelOutcome::NotFound),
                 Some(job) if job.status.is_terminal() => return Ok(CancelOutcome::AlreadyFinished(job.status)),
-                // Claimed a moment ago and not registered yet, or running in another process.
-                Some(_) => sleep(Duration::from_millis(10)).await,
+                // Running on another replica (or claimed here a moment ago): the store carries
+                // the request to whoever runs it.
+                Some(job) if job.status == JobStatus::Running && inner.store.request_cancel(id).await? => {
+                    inner.await_end(id, wait).await?;
+                    return Ok(CancelOutcome::Stopping);
+                }
+                // It changed state meanwhile (ended, or was queued again): look again.
+                Some(_) => {}
             }
         }
-        Ok(CancelOutcome::NotHere)
+        match inner.store.get_job(id).await? {
+            None => Ok(CancelOutcome::NotFound),
+            Some(job) if job.status.is_terminal() => Ok(CancelOutcome::AlreadyFinished(job.status)),
+            Some(_) => Ok(CancelOutcome::Stopping),
+        }
     }
 }
 
 impl Inner {
+    /// Waits up to `wait` for a job to end, stopping it here if it turns out to run here.
+    async fn await_end(&self, id: JobId, wait: Duration) -> Result<(), crate::store::StoreError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(finished) = self.request_stop(id) {
+                let _ = tokio::time::timeout_at(deadline, finished.cancelled()).await;
+                return Ok(());
+            }
+            if self.store.get_job(id).await?.is_none_or(|job| job.status.is_terminal()) {
+                return Ok(());
+            }
+            sleep(CANCEL_POLL).await;
+        }
+        Ok(())
+    }
+
     fn request_stop(&self, id: JobId) -> Option<CancellationToken> {
         let running = self.running.lock().expect("running map poisoned");
         let job = running.get(&id)?;
@@ -176,7 +222,7 @@ impl Inner {
                 slot = self.slots.clone().acquire_owned() => slot.expect("the slot semaphore is never closed"),
                 () = self.root.cancelled() => return,
             };
-            match self.store.claim_next().await {
+            match self.store.claim_next(&self.claimant).await {
                 Ok(Some((job, last_seq))) => {
                     let running = RunningJob {
                         token: self.root.child_token(),

@@ -7,10 +7,14 @@ pub mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::bail;
 use async_trait::async_trait;
 use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::jobs::{Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
@@ -30,6 +34,50 @@ pub struct NewJob {
     pub timeout_ms: u64,
     /// The caller's `Idempotency-Key`, if one was sent.
     pub idempotency_key: Option<String>,
+    /// The sharded job this one is a shard of.
+    pub parent_id: Option<JobId>,
+    /// How many times the job may be claimed: more than one re-queues it when its replica dies.
+    pub max_attempts: u32,
+}
+
+/// A replica claiming jobs: its id (stored as the job's owner) and how long a claim holds
+/// without a heartbeat.
+#[derive(Debug, Clone)]
+pub struct Claimant {
+    /// The replica's id, unique among the replicas sharing the store.
+    pub replica: String,
+    /// How long a claim or a renewal holds.
+    pub lease: Duration,
+}
+
+/// What a heartbeat learned about the running jobs it renewed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewal {
+    /// Jobs whose lease this replica no longer holds (rescued by another replica): stop them.
+    pub lost: Vec<JobId>,
+    /// Jobs a caller on another replica asked to cancel.
+    pub cancel_requested: Vec<JobId>,
+}
+
+/// A wake-up another replica sent through the store: only ids and positions, the data is read
+/// from the tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSignal {
+    /// Events of a job up to `seq` are stored, written by `replica`.
+    Stored {
+        /// The job.
+        job_id: JobId,
+        /// Its last stored event.
+        seq: i64,
+        /// The replica that wrote them.
+        replica: String,
+    },
+    /// A job was queued.
+    Queued,
+    /// A caller asked to cancel a running job.
+    CancelRequested(JobId),
+    /// Signals may have been missed (the listening connection was re-established): re-read.
+    Resync,
 }
 
 /// The result of an insert: the job, and whether it is new or the one an earlier request with
@@ -51,6 +99,8 @@ pub struct JobQuery {
     pub status: Option<JobStatus>,
     /// Only jobs older than this one (the previous page's last id).
     pub before: Option<JobId>,
+    /// Only the shards of this job.
+    pub parent: Option<JobId>,
     /// The most jobs to return.
     pub limit: u32,
 }
@@ -91,27 +141,47 @@ pub trait JobStore: Send + Sync + 'static {
     /// How many jobs wait in the queue.
     async fn count_queued(&self) -> Result<u64, StoreError>;
 
-    /// Atomically moves the oldest queued job to `running` and returns it with the sequence
-    /// number of its last event.
-    async fn claim_next(&self) -> Result<Option<(Job, i64)>, StoreError>;
+    /// Atomically moves the oldest queued job to `running`, owned by `claimant` under a lease,
+    /// and returns it with the sequence number of its last event. A shard is left to other
+    /// replicas for a moment when this one already runs one of its siblings, so shards spread.
+    async fn claim_next(&self, claimant: &Claimant) -> Result<Option<(Job, i64)>, StoreError>;
 
-    /// Appends already-sequenced events of running jobs, and stores each job's latest
-    /// progress snapshot found among them.
-    async fn append_events(&self, events: &[JobEvent]) -> Result<(), StoreError>;
+    /// Extends the lease of `ids` that `claimant` still owns and still runs; says which it lost
+    /// and which a caller asked to cancel.
+    async fn renew_leases(&self, claimant: &Claimant, ids: &[JobId]) -> Result<Renewal, StoreError>;
 
-    /// Writes a running job's terminal state together with its last events.
-    async fn finish_job(&self, id: JobId, finish: &Finish, events: &[JobEvent]) -> Result<(), StoreError>;
+    /// Running jobs whose lease expired (their replica died): each is re-queued when it has
+    /// attempts left, else marked `interrupted`, touching only rows still in the state and lease
+    /// read. Returns the status events appended.
+    async fn rescue_expired(&self) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// Asks the replica running a job to cancel it; false when the job is not running.
+    async fn request_cancel(&self, id: JobId) -> Result<bool, StoreError>;
+
+    /// Appends already-sequenced events of jobs `replica` runs, and stores each job's latest
+    /// progress snapshot found among them. Events of jobs it no longer owns are dropped; their
+    /// ids are returned.
+    async fn append_events(&self, replica: &str, events: &[JobEvent]) -> Result<Vec<JobId>, StoreError>;
+
+    /// Writes a running job's terminal state together with its last events; false (and nothing
+    /// written) when `replica` no longer owns the job.
+    async fn finish_job(&self, replica: &str, id: JobId, finish: &Finish, events: &[JobEvent]) -> Result<bool, StoreError>;
 
     /// Moves a job that is still `queued` to `cancelled` and appends the status event; returns
     /// that event, or `None` when the job was not queued.
     async fn cancel_queued(&self, id: JobId) -> Result<Option<JobEvent>, StoreError>;
 
-    /// Marks every `running` job `interrupted` (they were left by a process that died) and
-    /// returns the status events appended.
-    async fn interrupt_running(&self, error: &JobError) -> Result<Vec<JobEvent>, StoreError>;
+    /// At start-up: marks `interrupted` the running jobs this replica left behind when it died
+    /// (on SQLite, a one-process store, every running job) and returns the status events
+    /// appended.
+    async fn interrupt_orphans(&self, replica: &str, error: &JobError) -> Result<Vec<JobEvent>, StoreError>;
 
     /// A job's events with `seq > after`, in order, at most `limit` of them.
     async fn events_after(&self, id: JobId, after: i64, limit: u32) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// Starts listening for other replicas' signals on `tracker` until `stop`; `None` for a store
+    /// only one process uses.
+    fn listen(&self, tracker: &TaskTracker, stop: CancellationToken) -> Option<mpsc::Receiver<StoreSignal>>;
 }
 
 /// The SQLite file used when no database URL is configured.

@@ -98,7 +98,8 @@ pub struct OffloadProgress {
 impl Experiment for BlockingOffload {
     const KIND: &'static str = "blocking-offload";
     const SUMMARY: &'static str =
-        "blocking calls inline vs spawn_blocking vs spawn_blocking + semaphore; a 1 ms heartbeat shows runtime starvation";
+        "blocking calls inline vs spawn_blocking vs spawn_blocking + semaphore;
+    const RESTARTABLE: bool = true; a 1 ms heartbeat shows runtime starvation";
     type Params = BlockingOffloadParams;
     type Report = BlockingOffloadReport;
 

@@ -99,6 +99,7 @@ impl Experiment for RuntimeEcho {
     const KIND: &'static str = "runtime-echo";
     const SUMMARY: &'static str =
         "TCP echo load on tokio current_thread vs multi_thread vs monoio io_uring runtimes: msg/s, MiB/s, RTT";
+    const RESTARTABLE: bool = true;
     type Params = RuntimeEchoParams;
     type Report = RuntimeEchoReport;
 

@@ -24,13 +24,16 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::{Finish, Inserted, JobQuery, JobStore, NewJob, StoreError, queued_event};
+use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, StoreError, StoreSignal, queued_event};
 use crate::jobs::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
-                           created_at, started_at, finished_at";
+                           created_at, started_at, finished_at, owner, parent_id, attempts";
 
 /// How many connections serve reads.
 const READER_CONNECTIONS: u32 = 4;
@@ -154,6 +157,9 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         created_at: decode_time(&created_at)?,
         started_at: decode_optional_time(row.try_get("started_at")?)?,
         finished_at: decode_optional_time(row.try_get("finished_at")?)?,
+        replica: row.try_get("owner")?,
+        parent_id: row.try_get::<Option<String>, _>("parent_id")?.as_deref().map(decode_id).transpose()?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
     })
 }
 
@@ -222,8 +228,8 @@ impl JobStore for SqliteJobStore {
         let timeout_ms = i64::try_from(job.timeout_ms)?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, created_at) \
-             values (?1, ?2, 'queued', ?3, ?4, ?5, ?6) \
+            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, created_at, parent_id, max_attempts) \
+             values (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8) \
              on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
         ))
         .bind(encode_id(job.id))
@@ -232,6 +238,8 @@ impl JobStore for SqliteJobStore {
         .bind(timeout_ms)
         .bind(&job.idempotency_key)
         .bind(encode_time(Utc::now()))
+        .bind(job.parent_id.map(encode_id))
+        .bind(i64::from(job.max_attempts))
         .fetch_optional(&mut *tx)
         .await?;
         match row {
@@ -285,6 +293,9 @@ impl JobStore for SqliteJobStore {
         if let Some(before) = query.before {
             sql.push(" and id < ").push_bind(encode_id(before));
         }
+        if let Some(parent) = query.parent {
+            sql.push(" and parent_id = ").push_bind(encode_id(parent));
+        }
         sql.push(" order by id desc limit ").push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.reader).await?;
         rows.iter().map(job_from_row).collect()
@@ -297,14 +308,18 @@ impl JobStore for SqliteJobStore {
         Ok(u64::try_from(count)?)
     }
 
-    async fn claim_next(&self) -> Result<Option<(Job, i64)>, StoreError> {
+    async fn claim_next(&self, claimant: &Claimant) -> Result<Option<(Job, i64)>, StoreError> {
+        let now = Utc::now();
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let row = sqlx::query(&format!(
-            "update job set status = 'running', started_at = ?1 \
+            "update job set status = 'running', started_at = ?1, owner = ?2, lease_until = ?3, \
+                    attempts = attempts + 1, cancel_requested = 0 \
              where id = (select id from job where status = 'queued' order by id limit 1) \
              returning {JOB_COLUMNS}"
         ))
-        .bind(encode_time(Utc::now()))
+        .bind(encode_time(now))
+        .bind(&claimant.replica)
+        .bind(encode_time(now + claimant.lease))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -317,10 +332,100 @@ impl JobStore for SqliteJobStore {
         Ok(Some((job, last)))
     }
 
-    async fn append_events(&self, events: &[JobEvent]) -> Result<(), StoreError> {
+    async fn renew_leases(&self, claimant: &Claimant, ids: &[JobId]) -> Result<Renewal, StoreError> {
+        let lease_until = encode_time(Utc::now() + claimant.lease);
+        let mut renewal = Renewal::default();
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        insert_events(&mut tx, events).await?;
-        for (job_id, progress) in super::latest_progress(events) {
+        for &id in ids {
+            let cancel_requested: Option<bool> = sqlx::query_scalar(
+                "update job set lease_until = ?3 where id = ?1 and owner = ?2 and status = 'running' \
+                 returning cancel_requested",
+            )
+            .bind(encode_id(id))
+            .bind(&claimant.replica)
+            .bind(&lease_until)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match cancel_requested {
+                None => renewal.lost.push(id),
+                Some(true) => renewal.cancel_requested.push(id),
+                Some(false) => {}
+            }
+        }
+        tx.commit().await?;
+        Ok(renewal)
+    }
+
+    async fn rescue_expired(&self) -> Result<Vec<JobEvent>, StoreError> {
+        let now = encode_time(Utc::now());
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let expired: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
+            "select id, owner, attempts, max_attempts from job \
+             where status = 'running' and lease_until < ?1 order by id",
+        )
+        .bind(&now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut events = Vec::with_capacity(expired.len());
+        for (id, owner, attempts, max_attempts) in expired {
+            let id = decode_id(&id)?;
+            let owner = owner.as_deref().unwrap_or("an unknown replica");
+            let (status, error) = if attempts < max_attempts {
+                let message = format!("{owner} stopped renewing the job's lease; queued again (attempt {} of {max_attempts})", attempts + 1);
+                (JobStatus::Queued, JobError { kind: "requeued".into(), message })
+            } else {
+                let message = format!("{owner} stopped renewing the job's lease (it died or lost the database)");
+                (JobStatus::Interrupted, JobError { kind: "interrupted".into(), message })
+            };
+            let requeue = status == JobStatus::Queued;
+            // The single writer connection serializes this with every renewal.
+            sqlx::query(
+                "update job set status = ?2, finished_at = ?3, error = ?4, \
+                        owner = case when ?5 then null else owner end, lease_until = null where id = ?1",
+            )
+            .bind(encode_id(id))
+            .bind(status.as_str())
+            .bind((!requeue).then(|| now.clone()))
+            .bind((!requeue).then(|| serde_json::to_value(&error).map(|error| encode_json(&error))).transpose()?)
+            .bind(requeue)
+            .execute(&mut *tx)
+            .await?;
+            events.push(append_next_event(&mut tx, id, PendingEvent::status(status, Some(&error))).await?);
+        }
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    async fn request_cancel(&self, id: JobId) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let updated = sqlx::query("update job set cancel_requested = 1 where id = ?1 and status = 'running'")
+            .bind(encode_id(id))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn append_events(&self, replica: &str, events: &[JobEvent]) -> Result<Vec<JobId>, StoreError> {
+        let mut job_ids: Vec<JobId> = events.iter().map(|event| event.job_id).collect();
+        job_ids.sort_unstable();
+        job_ids.dedup();
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let mut dropped = Vec::new();
+        for &id in &job_ids {
+            let owned: Option<i64> =
+                sqlx::query_scalar("select 1 from job where id = ?1 and status = 'running' and owner = ?2")
+                    .bind(encode_id(id))
+                    .bind(replica)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if owned.is_none() {
+                dropped.push(id);
+            }
+        }
+        let kept: Vec<JobEvent> = events.iter().filter(|event| !dropped.contains(&event.job_id)).cloned().collect();
+        insert_events(&mut tx, &kept).await?;
+        for (job_id, progress) in super::latest_progress(&kept) {
             sqlx::query("update job set progress = ?2 where id = ?1")
                 .bind(encode_id(job_id))
                 .bind(encode_json(&progress))
@@ -328,19 +433,18 @@ impl JobStore for SqliteJobStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(dropped)
     }
 
-    async fn finish_job(&self, id: JobId, finish: &Finish, events: &[JobEvent]) -> Result<(), StoreError> {
+    async fn finish_job(&self, replica: &str, id: JobId, finish: &Finish, events: &[JobEvent]) -> Result<bool, StoreError> {
         let error = finish.error.as_ref().map(serde_json::to_value).transpose()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        insert_events(&mut tx, events).await?;
         let progress = super::latest_progress(events)
             .into_iter()
             .find(|(job_id, _)| *job_id == id);
-        sqlx::query(
-            "update job set status = ?2, result = ?3, error = ?4, finished_at = ?5, \
-             progress = coalesce(?6, progress) where id = ?1",
+        let updated = sqlx::query(
+            "update job set status = ?2, result = ?3, error = ?4, finished_at = ?5, lease_until = null, \
+             progress = coalesce(?6, progress) where id = ?1 and status = 'running' and owner = ?7",
         )
         .bind(encode_id(id))
         .bind(finish.status.as_str())
@@ -348,10 +452,16 @@ impl JobStore for SqliteJobStore {
         .bind(error.as_ref().map(encode_json))
         .bind(encode_time(Utc::now()))
         .bind(progress.map(|(_, progress)| encode_json(&progress)))
+        .bind(replica)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_events(&mut tx, events).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn cancel_queued(&self, id: JobId) -> Result<Option<JobEvent>, StoreError> {
@@ -379,11 +489,12 @@ impl JobStore for SqliteJobStore {
         Ok(Some(event))
     }
 
-    async fn interrupt_running(&self, error: &JobError) -> Result<Vec<JobEvent>, StoreError> {
+    /// Every running job: one process uses a SQLite file, so at its start none can be alive.
+    async fn interrupt_orphans(&self, _replica: &str, error: &JobError) -> Result<Vec<JobEvent>, StoreError> {
         let error_json = serde_json::to_value(error)?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "update job set status = 'interrupted', finished_at = ?1, error = ?2 \
+            "update job set status = 'interrupted', finished_at = ?1, error = ?2, lease_until = null \
              where status = 'running' returning id",
         )
         .bind(encode_time(Utc::now()))
@@ -412,6 +523,10 @@ impl JobStore for SqliteJobStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    fn listen(&self, _tracker: &TaskTracker, _stop: CancellationToken) -> Option<mpsc::Receiver<StoreSignal>> {
+        None
     }
 }
 

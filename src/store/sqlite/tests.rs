@@ -9,6 +9,13 @@ use serde_json::json;
 
 use super::*;
 
+/// The replica the tests claim jobs as.
+const REPLICA: &str = "test-replica";
+
+fn claimant() -> Claimant {
+    Claimant { replica: REPLICA.into(), lease: std::time::Duration::from_secs(60) }
+}
+
 /// A database file in its own temporary directory, removed on drop.
 struct TempDb {
     dir: PathBuf,
@@ -44,6 +51,8 @@ fn new_job(kind: &str, key: Option<&str>) -> NewJob {
         params: json!({ "targets": ["http://127.0.0.1:1/"], "concurrency": 8, "nested": { "ratio": 0.25 } }),
         timeout_ms: 30_000,
         idempotency_key: key.map(str::to_owned),
+        parent_id: None,
+        max_attempts: 1,
     }
 }
 
@@ -111,7 +120,7 @@ async fn insert_and_get_round_trip() {
     assert!(is_microsecond_precise(events[0].at));
 
     // Terminal fields, including JSON null and nested documents, survive a round trip.
-    let (claimed, _) = store.claim_next().await.unwrap().unwrap();
+    let (claimed, _) = store.claim_next(&claimant()).await.unwrap().unwrap();
     let finish = Finish {
         status: JobStatus::Failed,
         result: Some(json!({ "latency": { "p50": 1.5, "p99": 12 }, "errors": null, "ok": [true, false] })),
@@ -120,7 +129,7 @@ async fn insert_and_get_round_trip() {
             message: "p99 above 10 ms".into(),
         }),
     };
-    store.finish_job(claimed.id, &finish, &[]).await.unwrap();
+    store.finish_job(REPLICA, claimed.id, &finish, &[]).await.unwrap();
     let finished = store.get_job(job.id).await.unwrap().unwrap();
     assert_eq!(finished.result, finish.result);
     assert_eq!(finished.error, finish.error);
@@ -180,6 +189,7 @@ async fn list_jobs_is_newest_first_with_filters_and_paging() {
 
     let all = store
         .list_jobs(&JobQuery {
+            parent: None,
             limit: 100,
             ..JobQuery::default()
         })
@@ -189,6 +199,7 @@ async fn list_jobs_is_newest_first_with_filters_and_paging() {
 
     let even = store
         .list_jobs(&JobQuery {
+            parent: None,
             kind: Some("even".into()),
             limit: 100,
             ..JobQuery::default()
@@ -203,10 +214,11 @@ async fn list_jobs_is_newest_first_with_filters_and_paging() {
     assert_eq!(even.iter().map(|job| job.id).collect::<Vec<_>>(), expected);
     assert_eq!(even.len(), 4);
 
-    let (claimed, _) = store.claim_next().await.unwrap().unwrap();
+    let (claimed, _) = store.claim_next(&claimant()).await.unwrap().unwrap();
     assert_eq!(claimed.id, jobs[0].id);
     let running = store
         .list_jobs(&JobQuery {
+            parent: None,
             status: Some(JobStatus::Running),
             limit: 100,
             ..JobQuery::default()
@@ -216,6 +228,7 @@ async fn list_jobs_is_newest_first_with_filters_and_paging() {
     assert_eq!(running.iter().map(|job| job.id).collect::<Vec<_>>(), vec![jobs[0].id]);
     let queued_even = store
         .list_jobs(&JobQuery {
+            parent: None,
             kind: Some("even".into()),
             status: Some(JobStatus::Queued),
             limit: 100,
@@ -236,6 +249,7 @@ async fn list_jobs_is_newest_first_with_filters_and_paging() {
     loop {
         let page = store
             .list_jobs(&JobQuery {
+                parent: None,
                 before,
                 limit: 3,
                 ..JobQuery::default()
@@ -253,6 +267,7 @@ async fn list_jobs_is_newest_first_with_filters_and_paging() {
 
     let none = store
         .list_jobs(&JobQuery {
+            parent: None,
             kind: Some("missing".into()),
             limit: 10,
             ..JobQuery::default()
@@ -262,6 +277,7 @@ async fn list_jobs_is_newest_first_with_filters_and_paging() {
     assert!(none.is_empty());
     let zero = store
         .list_jobs(&JobQuery {
+            parent: None,
             limit: 0,
             ..JobQuery::default()
         })
@@ -275,7 +291,7 @@ async fn list_jobs_is_newest_first_with_filters_and_paging() {
 async fn claim_next_takes_the_oldest_queued_job() {
     let db = TempDb::new();
     let store = db.open().await;
-    assert!(store.claim_next().await.unwrap().is_none());
+    assert!(store.claim_next(&claimant()).await.unwrap().is_none());
     let jobs = [
         insert(&store, "a").await,
         insert(&store, "b").await,
@@ -284,7 +300,7 @@ async fn claim_next_takes_the_oldest_queued_job() {
     assert_eq!(store.count_queued().await.unwrap(), 3);
 
     for (index, expected) in jobs.iter().enumerate() {
-        let (job, last) = store.claim_next().await.unwrap().expect("a queued job");
+        let (job, last) = store.claim_next(&claimant()).await.unwrap().expect("a queued job");
         assert_eq!(job.id, expected.id);
         assert_eq!(job.status, JobStatus::Running);
         assert_eq!(last, 1);
@@ -294,19 +310,24 @@ async fn claim_next_takes_the_oldest_queued_job() {
         let stored = store.get_job(job.id).await.unwrap().unwrap();
         assert_eq!(as_json(&stored), as_json(&job));
     }
-    assert!(store.claim_next().await.unwrap().is_none());
+    assert!(store.claim_next(&claimant()).await.unwrap().is_none());
 
-    // Cancelled jobs are skipped, and the last seq is the job's real last event.
+    // Cancelled jobs are skipped, and the last seq is the job's real last event: here a job a
+    // dead replica held, queued again by the rescue.
     let cancelled = insert(&store, "d").await;
     store.cancel_queued(cancelled.id).await.unwrap().unwrap();
-    let late = insert(&store, "e").await;
-    store
-        .append_events(&[event(late.id, 2, EventKind::Log, json!({ "line": "early" }))])
-        .await
-        .unwrap();
-    let (claimed, last) = store.claim_next().await.unwrap().unwrap();
-    assert_eq!((claimed.id, last), (late.id, 2));
-    assert!(store.claim_next().await.unwrap().is_none());
+    let mut late = new_job("e", None);
+    late.max_attempts = 2;
+    let late = store.insert_job(late).await.unwrap().job;
+    let dead = Claimant { replica: "dead".into(), lease: std::time::Duration::from_millis(1) };
+    let (held, _) = store.claim_next(&dead).await.unwrap().unwrap();
+    assert_eq!(held.id, late.id);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let rescued = store.rescue_expired().await.unwrap();
+    assert_eq!(rescued.iter().map(|event| (event.job_id, event.seq, event.status())).collect::<Vec<_>>(), [(late.id, 2, Some(JobStatus::Queued))]);
+    let (claimed, last) = store.claim_next(&claimant()).await.unwrap().unwrap();
+    assert_eq!((claimed.id, last, claimed.attempts), (late.id, 2, 2));
+    assert!(store.claim_next(&claimant()).await.unwrap().is_none());
     store.close().await;
 }
 
@@ -321,7 +342,7 @@ async fn concurrent_claimers_claim_each_job_exactly_once() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.claim_next().await })
+            tokio::spawn(async move { store.claim_next(&claimant()).await })
         })
         .collect();
     let mut claimed = Vec::new();
@@ -345,9 +366,9 @@ async fn append_events_stores_them_and_updates_progress() {
     let store = db.open().await;
     let first = insert(&store, "a").await;
     let second = insert(&store, "b").await;
-    let (claimed, last) = store.claim_next().await.unwrap().unwrap();
+    let (claimed, last) = store.claim_next(&claimant()).await.unwrap().unwrap();
     assert_eq!((claimed.id, last), (first.id, 1));
-    store.claim_next().await.unwrap().unwrap();
+    store.claim_next(&claimant()).await.unwrap().unwrap();
 
     let batch = vec![
         event(first.id, 2, EventKind::Status, json!({ "status": "running" })),
@@ -356,8 +377,8 @@ async fn append_events_stores_them_and_updates_progress() {
         event(first.id, 4, EventKind::Log, json!({ "line": "halfway" })),
         event(first.id, 5, EventKind::Progress, json!({ "done": 2, "total": 4 })),
     ];
-    store.append_events(&batch).await.unwrap();
-    store.append_events(&[]).await.unwrap();
+    store.append_events(REPLICA, &batch).await.unwrap();
+    store.append_events(REPLICA, &[]).await.unwrap();
 
     assert_eq!(
         store.get_job(first.id).await.unwrap().unwrap().progress,
@@ -392,24 +413,31 @@ async fn append_events_stores_them_and_updates_progress() {
         event(first.id, 6, EventKind::Progress, json!({ "done": 3 })),
         event(first.id, 5, EventKind::Log, json!({ "line": "duplicate" })),
     ];
-    assert!(store.append_events(&bad).await.is_err());
+    assert!(store.append_events(REPLICA, &bad).await.is_err());
     assert_eq!(store.events_after(first.id, 0, 100).await.unwrap().len(), 5);
     assert_eq!(
         store.get_job(first.id).await.unwrap().unwrap().progress,
         Some(json!({ "done": 2, "total": 4 }))
     );
 
-    // Events of an unknown job violate the foreign key.
-    assert!(
-        store
-            .append_events(&[event(Uuid::now_v7(), 1, EventKind::Log, json!({}))])
-            .await
-            .is_err()
-    );
+    // Events of a job this replica does not run (unknown, or another replica's) are dropped.
+    let unknown = Uuid::now_v7();
+    let dropped = store
+        .append_events(REPLICA, &[event(unknown, 1, EventKind::Log, json!({}))])
+        .await
+        .unwrap();
+    assert_eq!(dropped, vec![unknown]);
+    assert!(store.events_after(unknown, 0, 10).await.unwrap().is_empty());
+    let dropped = store
+        .append_events("another-replica", &[event(first.id, 6, EventKind::Log, json!({}))])
+        .await
+        .unwrap();
+    assert_eq!(dropped, vec![first.id]);
+    assert_eq!(store.events_after(first.id, 0, 100).await.unwrap().len(), 5);
 
     // The store is still usable after the failed transactions.
     store
-        .append_events(&[event(first.id, 6, EventKind::Log, json!({ "line": "after" }))])
+        .append_events(REPLICA, &[event(first.id, 6, EventKind::Log, json!({ "line": "after" }))])
         .await
         .unwrap();
     assert_eq!(store.events_after(first.id, 5, 10).await.unwrap().len(), 1);
@@ -421,7 +449,7 @@ async fn finish_job_writes_the_terminal_state_with_its_events() {
     let db = TempDb::new();
     let store = db.open().await;
     let job = insert(&store, "a").await;
-    let (claimed, _) = store.claim_next().await.unwrap().unwrap();
+    let (claimed, _) = store.claim_next(&claimant()).await.unwrap().unwrap();
     let events = vec![
         event(job.id, 2, EventKind::Progress, json!({ "done": 4, "total": 4 })),
         event(job.id, 3, EventKind::Result, json!({ "requests": 4 })),
@@ -432,7 +460,7 @@ async fn finish_job_writes_the_terminal_state_with_its_events() {
         result: Some(json!({ "requests": 4 })),
         error: None,
     };
-    store.finish_job(job.id, &finish, &events).await.unwrap();
+    store.finish_job(REPLICA, job.id, &finish, &events).await.unwrap();
 
     let stored = store.get_job(job.id).await.unwrap().unwrap();
     assert_eq!(stored.status, JobStatus::Succeeded);
@@ -446,9 +474,9 @@ async fn finish_job_writes_the_terminal_state_with_its_events() {
 
     // Without progress events, the last stored progress is kept.
     let other = insert(&store, "b").await;
-    store.claim_next().await.unwrap().unwrap();
+    store.claim_next(&claimant()).await.unwrap().unwrap();
     store
-        .append_events(&[event(other.id, 2, EventKind::Progress, json!({ "done": 1 }))])
+        .append_events(REPLICA, &[event(other.id, 2, EventKind::Progress, json!({ "done": 1 }))])
         .await
         .unwrap();
     let error = JobError {
@@ -462,7 +490,7 @@ async fn finish_job_writes_the_terminal_state_with_its_events() {
     };
     let status = PendingEvent::status(JobStatus::Failed, Some(&error)).sequenced(other.id, 3);
     store
-        .finish_job(other.id, &finish, std::slice::from_ref(&status))
+        .finish_job(REPLICA, other.id, &finish, std::slice::from_ref(&status))
         .await
         .unwrap();
     let stored = store.get_job(other.id).await.unwrap().unwrap();
@@ -477,14 +505,14 @@ async fn finish_job_writes_the_terminal_state_with_its_events() {
 
     // A failing event insert leaves the job untouched.
     let third = insert(&store, "c").await;
-    store.claim_next().await.unwrap().unwrap();
+    store.claim_next(&claimant()).await.unwrap().unwrap();
     let duplicate = event(third.id, 1, EventKind::Status, json!({ "status": "succeeded" }));
     let finish = Finish {
         status: JobStatus::Succeeded,
         result: None,
         error: None,
     };
-    assert!(store.finish_job(third.id, &finish, &[duplicate]).await.is_err());
+    assert!(store.finish_job(REPLICA, third.id, &finish, &[duplicate]).await.is_err());
     let stored = store.get_job(third.id).await.unwrap().unwrap();
     assert_eq!(stored.status, JobStatus::Running);
     assert!(stored.finished_at.is_none());
@@ -497,7 +525,7 @@ async fn cancel_queued_only_cancels_queued_jobs() {
     let store = db.open().await;
     let running = insert(&store, "a").await;
     let queued = insert(&store, "b").await;
-    store.claim_next().await.unwrap().unwrap();
+    store.claim_next(&claimant()).await.unwrap().unwrap();
 
     let event = store
         .cancel_queued(queued.id)
@@ -534,16 +562,16 @@ async fn cancel_queued_only_cancels_queued_jobs() {
 }
 
 #[tokio::test]
-async fn interrupt_running_appends_the_next_status_event() {
+async fn interrupt_orphans_appends_the_next_status_event() {
     let db = TempDb::new();
     let store = db.open().await;
     let a = insert(&store, "a").await;
     let b = insert(&store, "b").await;
     let c = insert(&store, "c").await;
-    store.claim_next().await.unwrap().unwrap();
-    store.claim_next().await.unwrap().unwrap();
+    store.claim_next(&claimant()).await.unwrap().unwrap();
+    store.claim_next(&claimant()).await.unwrap().unwrap();
     store
-        .append_events(&[
+        .append_events(REPLICA, &[
             event(a.id, 2, EventKind::Status, json!({ "status": "running" })),
             event(a.id, 3, EventKind::Log, json!({ "line": "working" })),
         ])
@@ -554,7 +582,7 @@ async fn interrupt_running_appends_the_next_status_event() {
         kind: "interrupted".into(),
         message: "the server stopped".into(),
     };
-    let events = store.interrupt_running(&error).await.unwrap();
+    let events = store.interrupt_orphans(REPLICA, &error).await.unwrap();
     assert_eq!(events.len(), 2);
     let by_job = |id: JobId| {
         events
@@ -579,7 +607,7 @@ async fn interrupt_running_appends_the_next_status_event() {
     assert_eq!(untouched.status, JobStatus::Queued);
     assert_eq!(store.events_after(c.id, 0, 10).await.unwrap().len(), 1);
 
-    assert!(store.interrupt_running(&error).await.unwrap().is_empty());
+    assert!(store.interrupt_orphans(REPLICA, &error).await.unwrap().is_empty());
     store.close().await;
 }
 
@@ -592,7 +620,7 @@ async fn concurrent_writers_lose_no_events() {
     let mut ids = Vec::new();
     for _ in 0..JOBS {
         ids.push(insert(&store, "write").await.id);
-        store.claim_next().await.unwrap().unwrap();
+        store.claim_next(&claimant()).await.unwrap().unwrap();
     }
     let tasks: Vec<_> = ids
         .iter()
@@ -606,7 +634,7 @@ async fn concurrent_writers_lose_no_events() {
                         EventKind::Log
                     };
                     store
-                        .append_events(&[event(id, seq, kind, json!({ "seq": seq }))])
+                        .append_events(REPLICA, &[event(id, seq, kind, json!({ "seq": seq }))])
                         .await?;
                 }
                 Ok::<_, StoreError>(())
@@ -622,6 +650,7 @@ async fn concurrent_writers_lose_no_events() {
                 store.events_after(ids[round % ids.len()], 0, 1000).await?;
                 store
                     .list_jobs(&JobQuery {
+                        parent: None,
                         limit: 50,
                         ..JobQuery::default()
                     })

@@ -1,4 +1,9 @@
-//! The PostgreSQL job store: the system of record for teams and production.
+//! The PostgreSQL job store: the system of record for teams and production, shared by every
+//! replica. Jobs are claimed under leases (`lease.rs`) and each write that other replicas must
+//! hear of sends a `NOTIFY` in its transaction (`listener.rs` receives them).
+
+mod lease;
+mod listener;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,13 +15,23 @@ use serde_json::Value;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::{Finish, Inserted, JobQuery, JobStore, NewJob, StoreError, queued_event};
+use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, StoreError, StoreSignal, queued_event};
 use crate::jobs::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
-                           created_at, started_at, finished_at";
+                           created_at, started_at, finished_at, owner, parent_id, attempts";
+
+/// The channel whose payload `<job id> <seq> <replica>` says a job's events up to seq are stored.
+const EVENTS_CHANNEL: &str = "asynclab_events";
+/// The channel that says a job was queued.
+const QUEUED_CHANNEL: &str = "asynclab_queued";
+/// The channel whose payload, a job id, asks the job's replica to cancel it.
+const CANCEL_CHANNEL: &str = "asynclab_cancel";
 
 /// Jobs and events in PostgreSQL, through one shared connection pool.
 #[derive(Clone)]
@@ -65,6 +80,9 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        replica: row.try_get("owner")?,
+        parent_id: row.try_get("parent_id")?,
+        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
     })
 }
 
@@ -120,6 +138,37 @@ async fn append_next_event(
     Ok(event)
 }
 
+/// Tells every replica, when the transaction commits, that these events are stored.
+async fn notify_stored<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    replica: &str,
+    events: &[JobEvent],
+) -> Result<(), StoreError> {
+    let mut last: Vec<(JobId, i64)> = Vec::new();
+    for event in events {
+        match last.iter_mut().find(|(job_id, _)| *job_id == event.job_id) {
+            Some(slot) => slot.1 = slot.1.max(event.seq),
+            None => last.push((event.job_id, event.seq)),
+        }
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let payloads: Vec<String> = last.iter().map(|(job_id, seq)| format!("{job_id} {seq} {replica}")).collect();
+    sqlx::query("select pg_notify($1, payload) from unnest($2::text[]) as payload")
+        .bind(EVENTS_CHANNEL)
+        .bind(payloads)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Tells every replica, when the transaction commits, that `channel` has news (`payload`).
+async fn notify<'c>(executor: impl sqlx::PgExecutor<'c>, channel: &str, payload: &str) -> Result<(), StoreError> {
+    sqlx::query("select pg_notify($1, $2)").bind(channel).bind(payload).execute(executor).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl JobStore for PgJobStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -134,8 +183,8 @@ impl JobStore for PgJobStore {
     async fn insert_job(&self, job: NewJob) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key) \
-             values ($1, $2, 'queued', $3, $4, $5) \
+            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts) \
+             values ($1, $2, 'queued', $3, $4, $5, $6, $7) \
              on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
         ))
         .bind(job.id)
@@ -143,12 +192,15 @@ impl JobStore for PgJobStore {
         .bind(&job.params)
         .bind(i64::try_from(job.timeout_ms)?)
         .bind(&job.idempotency_key)
+        .bind(job.parent_id)
+        .bind(i32::try_from(job.max_attempts)?)
         .fetch_optional(&mut *tx)
         .await?;
         match row {
             Some(row) => {
                 let stored = job_from_row(&row)?;
                 insert_events(&mut *tx, &[queued_event().sequenced(stored.id, 1)]).await?;
+                notify(&mut *tx, QUEUED_CHANNEL, "").await?;
                 tx.commit().await?;
                 Ok(Inserted { job: stored, created: true })
             }
@@ -190,6 +242,9 @@ impl JobStore for PgJobStore {
         if let Some(before) = query.before {
             sql.push(" and id < ").push_bind(before);
         }
+        if let Some(parent) = query.parent {
+            sql.push(" and parent_id = ").push_bind(parent);
+        }
         sql.push(" order by id desc limit ").push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
@@ -202,60 +257,83 @@ impl JobStore for PgJobStore {
         Ok(u64::try_from(count)?)
     }
 
-    async fn claim_next(&self) -> Result<Option<(Job, i64)>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "update job set status = 'running', started_at = now() \
-             where id = (select id from job where status = 'queued' order by id \
-                         limit 1 for update skip locked) \
-             returning {JOB_COLUMNS}"
-        ))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let job = job_from_row(&row)?;
-        let last: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from job_event where job_id = $1")
-            .bind(job.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some((job, last)))
+    async fn claim_next(&self, claimant: &Claimant) -> Result<Option<(Job, i64)>, StoreError> {
+        lease::claim_next(&self.pool, claimant).await
     }
 
-    async fn append_events(&self, events: &[JobEvent]) -> Result<(), StoreError> {
+    async fn renew_leases(&self, claimant: &Claimant, ids: &[JobId]) -> Result<Renewal, StoreError> {
+        lease::renew(&self.pool, claimant, ids).await
+    }
+
+    async fn rescue_expired(&self) -> Result<Vec<JobEvent>, StoreError> {
+        lease::rescue_expired(&self.pool).await
+    }
+
+    async fn request_cancel(&self, id: JobId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_events(&mut *tx, events).await?;
-        for (job_id, progress) in super::latest_progress(events) {
+        let updated = sqlx::query("update job set cancel_requested = true where id = $1 and status = 'running'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        notify(&mut *tx, CANCEL_CHANNEL, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn append_events(&self, replica: &str, events: &[JobEvent]) -> Result<Vec<JobId>, StoreError> {
+        let mut job_ids: Vec<JobId> = events.iter().map(|event| event.job_id).collect();
+        job_ids.sort_unstable();
+        job_ids.dedup();
+        let mut tx = self.pool.begin().await?;
+        // A share lock: a rescuer's update waits for these events, and then sees them.
+        let owned: Vec<Uuid> = sqlx::query_scalar(
+            "select id from job where id = any($1) and status = 'running' and owner = $2 for share",
+        )
+        .bind(&job_ids)
+        .bind(replica)
+        .fetch_all(&mut *tx)
+        .await?;
+        let kept: Vec<JobEvent> = events.iter().filter(|event| owned.contains(&event.job_id)).cloned().collect();
+        insert_events(&mut *tx, &kept).await?;
+        for (job_id, progress) in super::latest_progress(&kept) {
             sqlx::query("update job set progress = $2 where id = $1")
                 .bind(job_id)
                 .bind(progress)
                 .execute(&mut *tx)
                 .await?;
         }
+        notify_stored(&mut *tx, replica, &kept).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(job_ids.into_iter().filter(|id| !owned.contains(id)).collect())
     }
 
-    async fn finish_job(&self, id: JobId, finish: &Finish, events: &[JobEvent]) -> Result<(), StoreError> {
+    async fn finish_job(&self, replica: &str, id: JobId, finish: &Finish, events: &[JobEvent]) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_events(&mut *tx, events).await?;
         let progress = super::latest_progress(events).into_iter().find(|(job_id, _)| *job_id == id);
-        sqlx::query(
-            "update job set status = $2, result = $3, error = $4, finished_at = now(), \
-             progress = coalesce($5, progress) where id = $1",
+        let updated = sqlx::query(
+            "update job set status = $2, result = $3, error = $4, finished_at = now(), lease_until = null, \
+             progress = coalesce($5, progress) where id = $1 and status = 'running' and owner = $6",
         )
         .bind(id)
         .bind(finish.status.as_str())
         .bind(&finish.result)
         .bind(finish.error.as_ref().map(serde_json::to_value).transpose()?)
         .bind(progress.map(|(_, progress)| progress))
+        .bind(replica)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_events(&mut *tx, events).await?;
+        notify_stored(&mut *tx, replica, events).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn cancel_queued(&self, id: JobId) -> Result<Option<JobEvent>, StoreError> {
@@ -274,17 +352,19 @@ impl JobStore for PgJobStore {
             return Ok(None);
         }
         let event = append_next_event(&mut tx, id, PendingEvent::status(JobStatus::Cancelled, Some(&error))).await?;
+        notify_stored(&mut *tx, "", std::slice::from_ref(&event)).await?;
         tx.commit().await?;
         Ok(Some(event))
     }
 
-    async fn interrupt_running(&self, error: &JobError) -> Result<Vec<JobEvent>, StoreError> {
+    async fn interrupt_orphans(&self, replica: &str, error: &JobError) -> Result<Vec<JobEvent>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
-            "update job set status = 'interrupted', finished_at = now(), error = $1 \
-             where status = 'running' returning id",
+            "update job set status = 'interrupted', finished_at = now(), error = $1, lease_until = null \
+             where status = 'running' and (owner = $2 or owner is null) returning id",
         )
         .bind(serde_json::to_value(error)?)
+        .bind(replica)
         .fetch_all(&mut *tx)
         .await?;
         let mut events = Vec::with_capacity(ids.len());
@@ -292,6 +372,7 @@ impl JobStore for PgJobStore {
             let status = PendingEvent::status(JobStatus::Interrupted, Some(error));
             events.push(append_next_event(&mut tx, id, status).await?);
         }
+        notify_stored(&mut *tx, replica, &events).await?;
         tx.commit().await?;
         Ok(events)
     }
@@ -307,5 +388,9 @@ impl JobStore for PgJobStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    fn listen(&self, tracker: &TaskTracker, stop: CancellationToken) -> Option<mpsc::Receiver<StoreSignal>> {
+        Some(listener::start(self.pool.clone(), tracker, stop))
     }
 }
