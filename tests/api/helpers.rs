@@ -97,12 +97,18 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A running application.
-pub struct TestApp {
+/// The API of a server at an address: launch, read jobs, follow their events.
+pub struct ApiClient {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
     /// A client for it.
     pub client: reqwest::Client,
+}
+
+/// A running application; its API methods come from [`ApiClient`].
+pub struct TestApp {
+    /// The application's API.
+    pub api: ApiClient,
     /// The application's state (store, runner…).
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
@@ -142,13 +148,42 @@ impl TestApp {
             let _ = stopped.await;
         }));
         TestApp {
-            address,
-            client: reqwest::Client::new(),
+            api: ApiClient::new(address),
             state,
             shutdown: Some(shutdown),
             server: Some(server),
             data_dir,
         }
+    }
+
+    /// Stops the app gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    async fn stop_in_place(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stops cleanly");
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
+}
+
+impl ApiClient {
+    /// A client for the server at `address` (`http://HOST:PORT`).
+    pub fn new(address: String) -> ApiClient {
+        ApiClient { address, client: reqwest::Client::new() }
     }
 
     /// The URL of `path`.
@@ -222,21 +257,6 @@ impl TestApp {
             }
         }
         events
-    }
-
-    /// Stops the app gracefully and waits for it.
-    pub async fn stop(mut self) {
-        self.stop_in_place().await;
-    }
-
-    async fn stop_in_place(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server stops cleanly");
-        }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 

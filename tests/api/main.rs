@@ -25,6 +25,7 @@ mod offload;
 mod openapi;
 mod recovery;
 mod redis;
+mod replicas;
 pub mod reliability;
 mod sftp;
 mod store_faults;

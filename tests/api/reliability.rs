@@ -26,7 +26,8 @@ impl ServerProcess {
         Self::start_with(data_dir, client, &[], (Stdio::null(), "info")).await
     }
 
-    /// Starts the server with `extra` flags, its log (stderr) going to `log.0` at level `log.1`.
+    /// Starts the server with `extra` flags (SQLite store in `data_dir` unless they give
+    /// `--database-url`), its log (stderr) going to `log.0` at level `log.1`.
     pub async fn start_with(
         data_dir: &std::path::Path,
         client: &reqwest::Client,
@@ -36,8 +37,12 @@ impl ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let binary = env!("CARGO_BIN_EXE_asynclab");
         let started = Instant::now();
-        let child = Command::new(binary)
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--max-running-jobs", "10", "--child-exe", binary])
+        let mut command = Command::new(binary);
+        command.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--child-exe", binary]);
+        if !extra.contains(&"--max-running-jobs") {
+            command.args(["--max-running-jobs", "10"]);
+        }
+        let child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
