@@ -89,6 +89,21 @@ pub fn log_buckets(histogram: &Histogram<u64>) -> Vec<HistogramBucket> {
         .collect()
 }
 
+/// A histogram's recorded values as `[value_us, count]` pairs, one per non-empty bucket (each
+/// value the highest its bucket holds): a lossless form to send to where histograms are merged.
+pub fn recorded_values(histogram: &Histogram<u64>) -> Vec<[u64; 2]> {
+    histogram.iter_recorded().map(|bucket| [bucket.value_iterated_to(), bucket.count_at_value()]).collect()
+}
+
+/// Adds [`recorded_values`] pairs into `histogram`: every value lands in the bucket it came
+/// from, so the merge of several histograms summarises exactly like one that recorded every
+/// sample.
+pub fn add_recorded_values(histogram: &mut Histogram<u64>, values: &[[u64; 2]]) {
+    for &[value, count] in values {
+        histogram.saturating_record_n(value, count);
+    }
+}
+
 /// Milliseconds in a duration, with sub-millisecond precision, for reports.
 pub fn millis(duration: std::time::Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
@@ -97,6 +112,20 @@ pub fn millis(duration: std::time::Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_recorded_values_summarise_like_the_union_of_samples() {
+        let (mut union, mut first, mut second) = (latency_histogram(), latency_histogram(), latency_histogram());
+        for value in (1..5000u64).map(|i| i * i % 900_007 + 1) {
+            union.record(value).unwrap();
+            if value % 3 == 0 { first.record(value).unwrap() } else { second.record(value).unwrap() }
+        }
+        let mut merged = latency_histogram();
+        add_recorded_values(&mut merged, &recorded_values(&first));
+        add_recorded_values(&mut merged, &recorded_values(&second));
+        assert_eq!(LatencySummary::from_micros(&merged), LatencySummary::from_micros(&union));
+        assert_eq!(merged.len(), 4999);
+    }
 
     #[test]
     fn summary_reads_percentiles_in_milliseconds() {

@@ -99,6 +99,9 @@ pub enum ExperimentError {
     /// Something inside the experiment went wrong.
     #[error("{0}")]
     Internal(String),
+    /// A shard of a sharded job did not succeed.
+    #[error("a shard did not succeed: {0}")]
+    Shard(String),
     /// The run completed but missed thresholds the caller set; the report is kept.
     #[error("thresholds missed: {}", missed.join("; "))]
     ThresholdsMissed {
@@ -127,6 +130,7 @@ impl ExperimentError {
             ExperimentError::Unavailable(_) => "unavailable",
             ExperimentError::Refused(_) => "refused",
             ExperimentError::Internal(_) => "internal",
+            ExperimentError::Shard(_) => "shard",
             ExperimentError::ThresholdsMissed { .. } => "thresholds",
         };
         JobError { kind: kind.into(), message: self.to_string() }

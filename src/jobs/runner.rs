@@ -16,7 +16,7 @@ use tokio::time::{MissedTickBehavior, interval, sleep};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
-use super::context::{JobContext, PROGRESS_INTERVAL};
+use super::context::{ContextParts, JobContext, PROGRESS_INTERVAL};
 use super::events::EventBus;
 use super::{EventKind, Job, JobError, JobId, JobStatus, PendingEvent};
 use crate::experiments::{self, ExperimentEntry};
@@ -265,7 +265,7 @@ impl Inner {
         job: Job,
         last_seq: i64,
         (token, cancel_requested, finished): (CancellationToken, Arc<AtomicBool>, CancellationToken),
-        _slot: OwnedSemaphorePermit,
+        slot: OwnedSemaphorePermit,
     ) {
         let id = job.id;
         tracing::info!("job started");
@@ -273,7 +273,17 @@ impl Inner {
         self.bus.open(id, last_seq).await;
         self.bus.publish(id, PendingEvent::status(JobStatus::Running, None)).await;
         let sandbox = self.data_dir.join("jobs").join(id.to_string());
-        let ctx = JobContext::new(id, self.services.clone(), token.clone(), self.bus.clone(), sandbox.clone(), self.tracker.clone());
+        let ctx = JobContext::new(ContextParts {
+            job_id: id,
+            timeout: Duration::from_millis(job.timeout_ms),
+            services: self.services.clone(),
+            store: self.store.clone(),
+            token: token.clone(),
+            bus: self.bus.clone(),
+            sandbox: sandbox.clone(),
+            cleanups: self.tracker.clone(),
+            slot,
+        });
         let outcome = match (experiments::find(&job.kind), tokio::fs::create_dir_all(&sandbox).await) {
             (None, _) => Outcome::failed("unknown_kind", format!("no experiment kind {:?} in this build", job.kind)),
             (_, Err(error)) => Outcome::failed("sandbox", format!("cannot create the job directory: {error}")),

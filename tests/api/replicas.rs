@@ -184,3 +184,83 @@ async fn a_killed_replicas_jobs_are_rescued_once_within_the_lease_and_a_heartbea
     drop((a, b));
     let _ = (std::fs::remove_dir_all(dir_a), std::fs::remove_dir_all(dir_b));
 }
+
+#[tokio::test]
+async fn a_sharded_fanout_runs_on_three_replicas_and_merges_their_reports_exactly() {
+    let database = TestDatabase::new(Backend::Postgres);
+    let dirs: Vec<_> = (0..3).map(|index| data_dir(&format!("shard-{index}"))).collect();
+    let replicas = join_all(
+        ["replica-a", "replica-b", "replica-c"]
+            .iter()
+            .zip(&dirs)
+            .map(|(id, dir)| start_replica(&database, dir, id, &["--max-running-jobs", "2"])),
+    )
+    .await;
+    let target = format!("{}/targets/hello/{{i}}", replicas[2].api.address);
+    let params = json!({"url": target, "count": 20_000, "max_connections": 6, "shards": 3, "thresholds": {"min_rps": 1.0}});
+    let id = replicas[0].api.launch_ok("http-fanout", &params).await;
+    let job = replicas[1].api.wait_until_ended(&id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let report = &job["result"];
+    assert_eq!(report["requests"], 20_000);
+    assert_eq!(report["status_counts"]["200"], 20_000);
+    assert_eq!(report["thresholds"][0]["passed"], true);
+    let shards = report["shards"].as_array().expect("the shards are listed");
+    let mut owners: Vec<&str> = shards.iter().map(|shard| shard["replica"].as_str().unwrap()).collect();
+    owners.sort_unstable();
+    assert_eq!(owners, ["replica-a", "replica-b", "replica-c"], "one shard per replica");
+
+    // The merged percentiles are those of the union of the shards' samples.
+    let mut union = asynclab::stats::latency_histogram();
+    let mut requests = 0;
+    for shard in shards {
+        let child = replicas[2].api.job(shard["job_id"].as_str().unwrap()).await;
+        assert_eq!(child["parent_id"], json!(id));
+        requests += child["result"]["requests"].as_u64().unwrap();
+        for pair in child["result"]["recorded"]["latency"].as_array().unwrap() {
+            union.record_n(pair[0].as_u64().unwrap(), pair[1].as_u64().unwrap()).unwrap();
+        }
+    }
+    assert_eq!(requests, 20_000);
+    let merged: asynclab::stats::LatencySummary = serde_json::from_value(report["latency"].clone()).unwrap();
+    assert_eq!(merged, asynclab::stats::LatencySummary::from_micros(&union));
+    assert_eq!(merged.count, 20_000);
+
+    // Its stream shows the shards' combined progress, up to the whole count.
+    let events = stream_to_end(&replicas[0].api, &id).await;
+    let completed: Vec<u64> = events
+        .iter()
+        .filter(|event| event.event == "progress")
+        .filter_map(|event| event.data["data"]["completed"].as_u64())
+        .collect();
+    assert_eq!(completed.last(), Some(&20_000), "{completed:?}");
+    assert!(completed.windows(2).all(|pair| pair[0] <= pair[1]), "{completed:?}");
+    drop(replicas);
+    dirs.iter().for_each(|dir| drop(std::fs::remove_dir_all(dir)));
+}
+
+#[tokio::test]
+async fn cancelling_a_sharded_job_stops_its_shards() {
+    let database = TestDatabase::new(Backend::Postgres);
+    let app = crate::helpers::TestApp::start(&database, &["--max-running-jobs", "3"]).await;
+    let params = json!({"url": app.url("/targets/hello/{i}"), "duration_ms": 60_000, "max_connections": 2, "max_per_second": 100.0, "shards": 2});
+    let id = app.launch_ok("http-fanout", &params).await;
+    let mut shard_ids = Vec::new();
+    for _ in 0..500 {
+        let listed = app.get_json("/jobs?status=running&kind=http-fanout").await;
+        shard_ids = listed["jobs"].as_array().unwrap().iter().filter(|job| job["parent_id"] == json!(id)).map(|job| job["id"].as_str().unwrap().to_string()).collect();
+        if shard_ids.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(shard_ids.len(), 2, "both shards run");
+    let response = app.client.post(app.url(&format!("/jobs/{id}/cancel"))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.wait_until_ended(&id).await["status"], "cancelled");
+    for shard in &shard_ids {
+        let job = app.wait_until_ended(shard).await;
+        assert_eq!(job["status"], "cancelled", "{job}");
+    }
+    app.stop().await;
+}

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod request_spec;
 pub mod schedule;
+pub mod shards;
 pub mod tally;
 pub mod thresholds;
 pub mod worker;
@@ -32,6 +33,7 @@ use self::params::{FanoutParams, HttpMethod, HttpVersion, check_url};
 use self::plan::FanoutPlan;
 use self::report::{FanoutReport, LoadModel, Reporter};
 use self::schedule::{ArrivalSchedule, Pacing};
+use self::shards::RequestIndices;
 use self::tally::SharedTally;
 use self::thresholds::{Observed, describe_missed};
 use self::worker::{Arrival, Fanout, Feed, Transport, run_worker};
@@ -72,6 +74,8 @@ impl Experiment for HttpFanout {
             http_version: HttpVersion::Http1,
             timeout_ms: 10_000,
             thresholds: None,
+            shards: None,
+            shard: None,
         }
     }
 
@@ -97,6 +101,11 @@ impl Experiment for HttpFanout {
     }
 
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
+        if let Some(shards) = params.shards {
+            let mut report = shards::run_sharded(&ctx, &params, shards).await?;
+            check_thresholds(&params, &mut report)?;
+            return Ok(report);
+        }
         let plan = FanoutPlan::resolve(&params, &ctx.services().outbound).await?;
         let dialer = Dialer::new(params.http_version, plan.needs_tls(), &ctx.services().tls_roots)?;
         let workers = params.workers() as usize;
@@ -114,6 +123,7 @@ impl Experiment for HttpFanout {
                 cap: params.request_cap(),
                 deadline: params.duration_ms.map(|ms| started + Duration::from_millis(ms)),
                 pacing: params.max_per_second.map(|per_second| Pacing { start: started, per_second }),
+                indices: RequestIndices::of(params.shard),
             },
         };
         let total = schedule.as_ref().map(ArrivalSchedule::total).or(params.request_cap());
@@ -133,8 +143,9 @@ impl Experiment for HttpFanout {
         let mut pool = spawn_worker_threads(&fanout, workers);
         if let Some(schedule) = schedule.clone() {
             let fanout = fanout.clone();
+            let indices = RequestIndices::of(params.shard);
             pool.spawn(async move {
-                release_arrivals(&schedule, started, arrivals, &fanout.tally).await;
+                release_arrivals(&schedule, started, indices, arrivals, &fanout.tally).await;
                 Ok(())
             });
         } else {
@@ -162,6 +173,9 @@ impl Experiment for HttpFanout {
         let model = if schedule.is_some() { LoadModel::Open } else { LoadModel::Closed };
         let target_rps = schedule.as_ref().map(ArrivalSchedule::mean_rate);
         let mut report = reporter.report(&fanout.tally, model, target_rps, params.max_connections);
+        if params.shard.is_some() {
+            report.recorded = Some(shards::RecordedLatency::of(&fanout.tally.merged()));
+        }
         ctx.services().meters.fanout_traffic(report.requests, report.bytes_sent, report.bytes_received);
         check_thresholds(&params, &mut report)?;
         Ok(report)
@@ -202,11 +216,17 @@ fn spawn_worker_threads(fanout: &Arc<Fanout>, workers: usize) -> JoinSet<Result<
 
 /// The open model's scheduler: puts each arrival on the backlog at its intended time, or counts
 /// it dropped when the backlog is full.
-async fn release_arrivals(schedule: &ArrivalSchedule, start: Instant, backlog: mpsc::Sender<Arrival>, tally: &SharedTally) {
+async fn release_arrivals(
+    schedule: &ArrivalSchedule,
+    start: Instant,
+    indices: RequestIndices,
+    backlog: mpsc::Sender<Arrival>,
+    tally: &SharedTally,
+) {
     for (index, offset) in schedule.offsets().enumerate() {
         let intended = start + offset;
         sleep_until(intended).await;
-        if backlog.try_send(Arrival { index: index as u64, intended }).is_err() {
+        if backlog.try_send(Arrival { index: indices.nth(index as u64), intended }).is_err() {
             tally.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

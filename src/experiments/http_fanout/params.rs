@@ -7,6 +7,7 @@ use url::Url;
 use utoipa::ToSchema;
 
 use super::request_spec::{TargetSpec, validate_body, validate_headers, validate_targets, validate_template};
+use super::shards::{ShardOf, validate_sharding};
 use super::thresholds::Thresholds;
 use crate::validation::{FieldErrors, Validate};
 
@@ -161,6 +162,15 @@ pub struct FanoutParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(inline)]
     pub thresholds: Option<Thresholds>,
+    /// Split the load into this many child jobs (2 to 64), which any replica sharing the
+    /// PostgreSQL store may claim; the job's report merges theirs exactly. Requests, connections,
+    /// `concurrency` and the rates are divided among the shards; `thresholds` apply to the total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// Set by a sharded job on each of its shards: which part of the load this one sends. Its
+    /// report then carries its recorded latencies for the merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardOf>,
 }
 
 fn default_max_connections() -> u32 {
@@ -285,6 +295,7 @@ impl Validate for FanoutParams {
         if let Some(thresholds) = &self.thresholds {
             thresholds.validate(errors);
         }
+        validate_sharding(self, errors);
     }
 }
 

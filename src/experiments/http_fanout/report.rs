@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::tally::{Interval, SharedTally};
+use super::shards::{RecordedLatency, ShardSummary};
 use super::thresholds::ThresholdResult;
 use crate::stats::{HistogramBucket, LatencySummary, log_buckets, millis};
 
@@ -91,10 +92,16 @@ pub struct FanoutReport {
     /// Each threshold given, with the observed value and whether it passed.
     #[schema(inline)]
     pub thresholds: Vec<ThresholdResult>,
+    /// A sharded job: each shard's job, replica and share of the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Vec<ShardSummary>>,
+    /// A shard: its recorded latencies, which the sharded job merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<RecordedLatency>,
 }
 
 /// A live snapshot, published a few times per second.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FanoutProgress {
     /// Requests finished so far.
     pub completed: u64,
@@ -203,14 +210,16 @@ impl Reporter {
             bytes_sent: tally.bytes_sent.load(Ordering::Relaxed),
             bytes_received: merged.body_bytes,
             thresholds: Vec::new(),
+            shards: None,
+            recorded: None,
         }
     }
 }
 
-fn ratio(part: u64, whole: u64) -> f64 {
+pub(super) fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
-fn per_second(count: u64, elapsed: Duration) -> f64 {
+pub(super) fn per_second(count: u64, elapsed: Duration) -> f64 {
     if elapsed.is_zero() { 0.0 } else { count as f64 / elapsed.as_secs_f64() }
 }

@@ -16,6 +16,7 @@ use super::dial::Dialer;
 use super::h2::{H2Connections, Route};
 use super::plan::{Endpoint, FanoutPlan, RequestTemplate};
 use super::schedule::Pacing;
+use super::shards::RequestIndices;
 use super::tally::{Measured, SharedTally};
 
 /// A request to send: its number and when it was meant to start.
@@ -39,6 +40,8 @@ pub enum Feed {
         deadline: Option<Instant>,
         /// Spread starts evenly (`max_per_second`).
         pacing: Option<Pacing>,
+        /// Which request numbers this job sends (all, or a shard's share).
+        indices: RequestIndices,
     },
     /// Arrivals put on the queue by the scheduler at their intended times.
     Open {
@@ -52,7 +55,7 @@ pub enum Feed {
 impl Feed {
     async fn next(&self) -> Option<Arrival> {
         match self {
-            Feed::Closed { next, cap, deadline, pacing } => {
+            Feed::Closed { next, cap, deadline, pacing, indices } => {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if cap.is_some_and(|cap| index >= cap) {
                     return None;
@@ -65,7 +68,7 @@ impl Feed {
                 if pacing.is_some() {
                     sleep_until(intended).await;
                 }
-                Some(Arrival { index, intended })
+                Some(Arrival { index: indices.nth(index), intended })
             }
             Feed::Open { queue, .. } => queue.lock().await.recv().await,
         }
