@@ -52,10 +52,10 @@ async fn listen(pool: PgPool, signals: mpsc::Sender<StoreSignal>) {
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
-                    if let Some(signal) = parse(&notification) {
-                        if signals.send(signal).await.is_err() {
-                            return;
-                        }
+                    if let Some(signal) = parse(&notification)
+                        && signals.send(signal).await.is_err()
+                    {
+                        return;
                     }
                 }
                 Ok(None) => {
