@@ -5,7 +5,8 @@
 //! acquire timeout (it takes the server for one starting up), so a checkout that has waited
 //! [`PROBE_PERIOD`] probes the server with a connection of its own and fails at once when the
 //! server refuses it. Waiting checkouts share one probe per period, so a pool busy with long
-//! statements costs at most one extra connection per period.
+//! statements costs at most one extra connection per period; a checkout that starts while a
+//! fresh probe says the server is lost fails at once.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -32,9 +33,17 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct TargetPool {
     /// The server's shared pool.
     pool: DialectPool,
-    /// The last probe: when it ended and the error it found, if any. A tokio mutex, held while
-    /// a probe runs, so checkouts asking meanwhile wait for its verdict instead of probing too.
-    last_probe: Arc<tokio::sync::Mutex<Option<(Instant, Option<DbError>)>>>,
+    /// The last probe's verdict. A tokio mutex, held while a probe runs, so checkouts asking
+    /// meanwhile wait for its verdict instead of probing too.
+    last_probe: Arc<tokio::sync::Mutex<Option<Verdict>>>,
+}
+
+/// What a probe found.
+struct Verdict {
+    /// When the probe ended.
+    at: Instant,
+    /// The error that shows the server lost; `None` when it answered (or the probe timed out).
+    lost: Option<DbError>,
 }
 
 /// The pool of one dialect.
@@ -110,6 +119,9 @@ impl TargetPool {
     /// A connection, waiting for one when all are taken; fails as soon as a probe finds the
     /// server unreachable or refusing connections.
     pub async fn acquire(&self) -> Result<TargetConnection, DbError> {
+        if let Some(lost) = self.recent_loss() {
+            return Err(lost);
+        }
         let checkout = self.checkout();
         tokio::pin!(checkout);
         let mut probes = tokio::time::interval_at(Instant::now() + PROBE_PERIOD, PROBE_PERIOD);
@@ -132,17 +144,25 @@ impl TargetPool {
         })
     }
 
+    /// The loss a probe found less than [`PROBE_PERIOD`] ago, if any (none while a probe runs).
+    fn recent_loss(&self) -> Option<DbError> {
+        match self.last_probe.try_lock().ok()?.as_ref() {
+            Some(Verdict { at, lost: Some(lost) }) if at.elapsed() < PROBE_PERIOD => Some(lost.clone()),
+            _ => None,
+        }
+    }
+
     /// The verdict of a probe at most [`PROBE_PERIOD`] old, probing when there is none.
     async fn probe_verdict(&self) -> Option<DbError> {
         let mut last = self.last_probe.lock().await;
-        if let Some((at, verdict)) = last.as_ref()
-            && at.elapsed() < PROBE_PERIOD
+        if let Some(verdict) = last.as_ref()
+            && verdict.at.elapsed() < PROBE_PERIOD
         {
-            return verdict.clone();
+            return verdict.lost.clone();
         }
-        let verdict = self.probe().await;
-        *last = Some((Instant::now(), verdict.clone()));
-        verdict
+        let lost = self.probe().await;
+        *last = Some(Verdict { at: Instant::now(), lost: lost.clone() });
+        lost
     }
 
     /// Opens and closes one connection outside the pool; returns the error when the server
@@ -250,5 +270,28 @@ impl TargetConnection {
             builder.build().execute(&mut *transaction).await?;
             if commit { transaction.commit().await } else { transaction.rollback().await }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_checkout_from_a_server_that_refuses_connections_fails_within_a_probe_period() {
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let options = PgConnectOptions::new().host("127.0.0.1").port(closed_port).username("postgres");
+        let pool = PgPoolOptions::new().acquire_timeout(Duration::from_secs(30)).connect_lazy_with(options);
+        let target = TargetPool { pool: DialectPool::Postgres(pool), last_probe: Arc::default() };
+        assert_eq!(target.server(), format!("127.0.0.1:{closed_port}"));
+        let started = Instant::now();
+        let Err(lost) = target.acquire().await else { panic!("a checkout from a closed port succeeded") };
+        assert!(started.elapsed() < PROBE_PERIOD + PROBE_TIMEOUT, "took {:?}, not the 30 s acquire timeout", started.elapsed());
+        assert_eq!(lost.kind, DbErrorKind::Connection, "{lost:?}");
+        let again = Instant::now();
+        assert!(target.acquire().await.is_err());
+        assert!(again.elapsed() < PROBE_PERIOD, "the fresh verdict fails the next checkout at once: {:?}", again.elapsed());
     }
 }
