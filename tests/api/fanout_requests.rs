@@ -1,5 +1,6 @@
 //! http-fanout requests beyond a plain GET: weighted `targets` with their own method, headers
-//! and body, and `https` targets over HTTP/1.1 and HTTP/2 (ALPN) with a CA the server trusts.
+//! and body, `https` targets over HTTP/1.1 and HTTP/2 (ALPN) with a CA the server trusts, and
+//! redirects, which are counted and never followed.
 
 use std::sync::{Arc, Mutex};
 
@@ -111,5 +112,33 @@ async fn an_untrusted_certificate_fails_each_request_as_tls() {
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["result"]["error_counts"], json!({"tls": 5}), "{job}");
     assert_eq!(target.stats().requests_served, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redirects_are_counted_and_never_followed() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let app = TestApp::start(&database, &[]).await;
+    let (landing, seen, landing_server) = recording_server().await;
+    let location = format!("{landing}/landed");
+    let redirect = |axum::extract::Path(code): axum::extract::Path<u16>| async move {
+        (axum::http::StatusCode::from_u16(code).unwrap(), [("location", location)])
+    };
+    let router = axum::Router::new().route("/moved/{code}", axum::routing::any(redirect));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let redirecting = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let codes = [301, 302, 303, 307, 308];
+    let targets: Vec<_> = codes.iter().map(|code| json!({"url": format!("{address}/moved/{code}")})).collect();
+    let job = app.wait_until_ended(&app.launch_ok("http-fanout", &json!({"count": 50, "targets": targets})).await).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let counts = job["result"]["status_counts"].as_object().unwrap();
+    let mut answered: Vec<&str> = counts.keys().map(String::as_str).collect();
+    answered.sort();
+    assert_eq!(answered, ["301", "302", "303", "307", "308"], "{job}");
+    assert_eq!(counts.values().filter_map(|count| count.as_u64()).sum::<u64>(), 50, "{job}");
+    assert!(seen.lock().unwrap().is_empty(), "no request followed a redirect");
+    redirecting.abort();
+    landing_server.abort();
     app.stop().await;
 }

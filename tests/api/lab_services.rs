@@ -2,11 +2,12 @@
 //! databases (dropped afterwards), a Redis server of the test's own, and server-side connection
 //! counts.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::{Connection, MySqlConnection, PgConnection};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use crate::service_process::{ServiceProcess, private_redis};
 
 /// The PostgreSQL server the target databases live on.
 const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -103,35 +104,19 @@ pub struct TestRedis {
     pub port: u16,
     /// `redis://127.0.0.1:PORT`.
     pub url: String,
-    process: Option<Child>,
+    process: ServiceProcess,
 }
 
 impl TestRedis {
     /// Starts a server and waits until it answers PING.
     pub async fn start() -> TestRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let process = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server starts");
-        let redis = TestRedis { port, url: format!("redis://127.0.0.1:{port}"), process: Some(process) };
-        for _ in 0..500 {
-            if redis_cli(port, &["ping"]).await.trim() == "PONG" {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("redis-server on port {port} never answered");
+        let process = private_redis(None).await;
+        TestRedis { port: process.port, url: format!("redis://127.0.0.1:{}", process.port), process }
     }
 
     /// Kills the server and waits for it to exit.
     pub async fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill().await;
-        }
+        self.process.kill().await;
     }
 
     /// Client connections, this query's own excluded.

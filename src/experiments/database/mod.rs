@@ -12,6 +12,7 @@
 //! A failing step (constraint violation, lost connection, timeout) becomes an entry in its
 //! target's report and ends that target's run; the job fails only when every target failed.
 
+mod error;
 mod params;
 mod progress;
 mod steps;
@@ -28,7 +29,7 @@ pub use params::{DatabaseParams, DbTarget, InsertMode, Step};
 use progress::Board;
 pub use steps::{StepReport, TransactionReport};
 use steps::TargetRun;
-pub use target::{DbError, DbErrorKind};
+pub use error::{DbError, DbErrorKind};
 use target::TargetPool;
 
 use super::{Availability, Experiment, ExperimentError};

@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 
 use super::params::{DatabaseParams, InsertMode, Step};
 use super::progress::Board;
-use super::target::{DbError, TargetConnection, TargetPool};
+use super::error::{DbError, DbErrorKind};
+use super::target::{TargetConnection, TargetPool};
 use crate::stats::{LatencySummary, latency_histogram, millis};
 
 /// The two transactions of the `transaction` step.
@@ -132,18 +133,19 @@ impl TargetRun {
             .map(|_| ())
     }
 
-    /// Takes a connection (timing the wait) and runs one statement on it (timed, bounded).
+    /// Takes a connection (timing the wait) and runs one statement on it (timed, bounded); a
+    /// connection error names the server.
     async fn statement<T>(
         &self,
         timings: &mut Timings,
         run: impl for<'c> FnOnce(&'c mut TargetConnection) -> futures_util::future::BoxFuture<'c, Result<T, sqlx::Error>>,
     ) -> Result<T, DbError> {
         let waiting = Instant::now();
-        let mut connection = self.pool.acquire().await?;
+        let mut connection = self.pool.acquire().await.map_err(|error| error.at(&self.pool.server()))?;
         let _ = timings.pool_wait.record(micros(waiting.elapsed()));
         let started = Instant::now();
         let timeout_ms = self.params.statement_timeout_ms;
-        let result = bounded(timeout_ms, run(&mut connection)).await?;
+        let result = bounded(timeout_ms, run(&mut connection)).await.map_err(|error| error.at(&self.pool.server()))?;
         let _ = timings.statements.record(micros(started.elapsed()));
         Ok(result)
     }
@@ -165,7 +167,7 @@ impl TargetRun {
         let mut rows = 0;
         while let Some(joined) = workers.join_next().await {
             let (worker_rows, worker_timings) =
-                joined.map_err(|error| DbError { kind: super::target::DbErrorKind::Database, message: error.to_string() })??;
+                joined.map_err(|error| DbError { kind: DbErrorKind::Database, message: error.to_string() })??;
             rows += worker_rows;
             timings.merge(&worker_timings);
         }

@@ -1,20 +1,54 @@
 //! The two target databases behind one interface: a pool, a connection taken from it, and the
 //! statements the steps run, written once for both dialects.
+//!
+//! A checkout notices a dead server quickly: sqlx's pool retries a refused connection until its
+//! acquire timeout (it takes the server for one starting up), so a checkout that has waited
+//! [`PROBE_PERIOD`] probes the server with a connection of its own and fails at once when the
+//! server refuses it. Waiting checkouts share one probe per period, so a pool busy with long
+//! statements costs at most one extra connection per period; a checkout that starts while a
+//! fresh probe says the server is lost fails at once.
 
 use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use futures_util::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, MySql, MySqlPool, PgPool, Postgres, QueryBuilder, Row};
-use utoipa::ToSchema;
+use sqlx::{ConnectOptions, Connection, MySql, MySqlPool, PgPool, Postgres, QueryBuilder, Row};
+use tokio::time::Instant;
 
+use super::error::{DbError, DbErrorKind};
 use super::params::DbTarget;
 
-/// A target database's pool.
+/// How long a checkout waits before it asks for a probe of the server, and how long a probe's
+/// verdict stands for the checkouts that ask after it.
+const PROBE_PERIOD: Duration = Duration::from_millis(500);
+/// How long a probe may take to connect; a probe that times out proves nothing, and the pool's
+/// acquire timeout still bounds the checkout.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A target database's pool (shared by every job), with the probe verdict of this job's run.
 #[derive(Clone)]
-pub enum TargetPool {
+pub struct TargetPool {
+    /// The server's shared pool.
+    pool: DialectPool,
+    /// The last probe's verdict. A tokio mutex, held while a probe runs, so checkouts asking
+    /// meanwhile wait for its verdict instead of probing too.
+    last_probe: Arc<tokio::sync::Mutex<Option<Verdict>>>,
+}
+
+/// What a probe found.
+struct Verdict {
+    /// When the probe ended.
+    at: Instant,
+    /// The error that shows the server lost; `None` when it answered (or the probe timed out).
+    lost: Option<DbError>,
+}
+
+/// The pool of one dialect.
+#[derive(Clone)]
+enum DialectPool {
     /// PostgreSQL.
     Postgres(PgPool),
     /// MySQL or MariaDB.
@@ -49,26 +83,103 @@ macro_rules! with_connection {
 impl TargetPool {
     /// The pool of `target`, when this server has one.
     pub fn of(target: DbTarget, services: &crate::state::Services) -> Option<TargetPool> {
-        match target {
-            DbTarget::Postgres => services.pg_target.clone().map(TargetPool::Postgres),
-            DbTarget::Mysql => services.mysql_target.clone().map(TargetPool::Mysql),
-        }
+        let pool = match target {
+            DbTarget::Postgres => services.pg_target.clone().map(DialectPool::Postgres),
+            DbTarget::Mysql => services.mysql_target.clone().map(DialectPool::Mysql),
+        };
+        pool.map(|pool| TargetPool { pool, last_probe: Arc::default() })
     }
 
     /// The most connections the pool opens.
     pub fn size(&self) -> u32 {
-        match self {
-            TargetPool::Postgres(pool) => pool.options().get_max_connections(),
-            TargetPool::Mysql(pool) => pool.options().get_max_connections(),
+        match &self.pool {
+            DialectPool::Postgres(pool) => pool.options().get_max_connections(),
+            DialectPool::Mysql(pool) => pool.options().get_max_connections(),
         }
     }
 
-    /// A connection, waiting for one when all are taken.
-    pub async fn acquire(&self) -> Result<TargetConnection, sqlx::Error> {
-        Ok(match self {
-            TargetPool::Postgres(pool) => TargetConnection::Postgres(pool.acquire().await?),
-            TargetPool::Mysql(pool) => TargetConnection::Mysql(pool.acquire().await?),
+    /// Where the pool connects: `host:port`, or the Unix socket's path.
+    pub fn server(&self) -> String {
+        let (host, port, socket) = match &self.pool {
+            DialectPool::Postgres(pool) => {
+                let options = pool.connect_options();
+                (options.get_host().to_string(), options.get_port(), options.get_socket().cloned())
+            }
+            DialectPool::Mysql(pool) => {
+                let options = pool.connect_options();
+                (options.get_host().to_string(), options.get_port(), options.get_socket().cloned())
+            }
+        };
+        match socket {
+            Some(path) => path.display().to_string(),
+            None => format!("{host}:{port}"),
+        }
+    }
+
+    /// A connection, waiting for one when all are taken; fails as soon as a probe finds the
+    /// server unreachable or refusing connections.
+    pub async fn acquire(&self) -> Result<TargetConnection, DbError> {
+        if let Some(lost) = self.recent_loss() {
+            return Err(lost);
+        }
+        let checkout = self.checkout();
+        tokio::pin!(checkout);
+        let mut probes = tokio::time::interval_at(Instant::now() + PROBE_PERIOD, PROBE_PERIOD);
+        loop {
+            tokio::select! {
+                connection = &mut checkout => return connection.map_err(DbError::from),
+                _ = probes.tick() => {
+                    if let Some(lost) = self.probe_verdict().await {
+                        return Err(lost);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn checkout(&self) -> Result<TargetConnection, sqlx::Error> {
+        Ok(match &self.pool {
+            DialectPool::Postgres(pool) => TargetConnection::Postgres(pool.acquire().await?),
+            DialectPool::Mysql(pool) => TargetConnection::Mysql(pool.acquire().await?),
         })
+    }
+
+    /// The loss a probe found less than [`PROBE_PERIOD`] ago, if any (none while a probe runs).
+    fn recent_loss(&self) -> Option<DbError> {
+        match self.last_probe.try_lock().ok()?.as_ref() {
+            Some(Verdict { at, lost: Some(lost) }) if at.elapsed() < PROBE_PERIOD => Some(lost.clone()),
+            _ => None,
+        }
+    }
+
+    /// The verdict of a probe at most [`PROBE_PERIOD`] old, probing when there is none.
+    async fn probe_verdict(&self) -> Option<DbError> {
+        let mut last = self.last_probe.lock().await;
+        if let Some(verdict) = last.as_ref()
+            && verdict.at.elapsed() < PROBE_PERIOD
+        {
+            return verdict.lost.clone();
+        }
+        let lost = self.probe().await;
+        *last = Some(Verdict { at: Instant::now(), lost: lost.clone() });
+        lost
+    }
+
+    /// Opens and closes one connection outside the pool; returns the error when the server
+    /// could not be reached or refused it.
+    async fn probe(&self) -> Option<DbError> {
+        let connected = match &self.pool {
+            DialectPool::Postgres(pool) => {
+                tokio::time::timeout(PROBE_TIMEOUT, async { pool.connect_options().connect().await?.close().await }).await
+            }
+            DialectPool::Mysql(pool) => {
+                tokio::time::timeout(PROBE_TIMEOUT, async { pool.connect_options().connect().await?.close().await }).await
+            }
+        };
+        match connected {
+            Ok(Err(error)) => Some(DbError::from(error)).filter(|error| error.kind == DbErrorKind::Connection),
+            _ => None,
+        }
     }
 }
 
@@ -162,50 +273,25 @@ impl TargetConnection {
     }
 }
 
-/// Why a statement failed, in categories a report reader can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DbErrorKind {
-    /// A constraint refused the rows (duplicate key, not null…).
-    Constraint,
-    /// The connection could not be made or broke.
-    Connection,
-    /// A statement or a pool checkout took too long.
-    Timeout,
-    /// Anything else the database refused.
-    Database,
-}
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-/// A failed step: its kind and the database's message.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct DbError {
-    /// The category.
-    #[schema(inline)]
-    pub kind: DbErrorKind,
-    /// What happened.
-    pub message: String,
-}
+    use super::*;
 
-impl DbError {
-    /// A timeout of a statement that took longer than `timeout_ms`.
-    pub fn statement_timeout(timeout_ms: u64) -> Self {
-        DbError { kind: DbErrorKind::Timeout, message: format!("a statement took longer than {timeout_ms} ms") }
-    }
-}
-
-impl From<sqlx::Error> for DbError {
-    fn from(error: sqlx::Error) -> Self {
-        let kind = match &error {
-            sqlx::Error::Database(database) => match database.kind() {
-                sqlx::error::ErrorKind::Other => DbErrorKind::Database,
-                _ => DbErrorKind::Constraint,
-            },
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
-                DbErrorKind::Connection
-            }
-            sqlx::Error::PoolTimedOut => DbErrorKind::Timeout,
-            _ => DbErrorKind::Database,
-        };
-        DbError { kind, message: error.to_string() }
+    #[tokio::test]
+    async fn a_checkout_from_a_server_that_refuses_connections_fails_within_a_probe_period() {
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let options = PgConnectOptions::new().host("127.0.0.1").port(closed_port).username("postgres");
+        let pool = PgPoolOptions::new().acquire_timeout(Duration::from_secs(30)).connect_lazy_with(options);
+        let target = TargetPool { pool: DialectPool::Postgres(pool), last_probe: Arc::default() };
+        assert_eq!(target.server(), format!("127.0.0.1:{closed_port}"));
+        let started = Instant::now();
+        let Err(lost) = target.acquire().await else { panic!("a checkout from a closed port succeeded") };
+        assert!(started.elapsed() < PROBE_PERIOD + PROBE_TIMEOUT, "took {:?}, not the 30 s acquire timeout", started.elapsed());
+        assert_eq!(lost.kind, DbErrorKind::Connection, "{lost:?}");
+        let again = Instant::now();
+        assert!(target.acquire().await.is_err());
+        assert!(again.elapsed() < PROBE_PERIOD, "the fresh verdict fails the next checkout at once: {:?}", again.elapsed());
     }
 }

@@ -56,6 +56,13 @@ fn from_config(config: &Config) -> Result<RedisServer, String> {
     })
 }
 
+impl RedisServer {
+    /// `redis host:port`, as error messages name the server (never the password).
+    pub fn name(&self) -> String {
+        if self.host.contains(':') { format!("redis [{}]:{}", self.host, self.port) } else { format!("redis {}:{}", self.host, self.port) }
+    }
+}
+
 /// Why a connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RespError {
@@ -84,10 +91,11 @@ pub enum RespError {
     Server(String),
 }
 
-impl From<RespError> for ExperimentError {
-    fn from(error: RespError) -> Self {
-        let message = format!("redis: {error}");
-        match error {
+impl RespError {
+    /// The job's error for this failure of a connection to `server`, which the message names.
+    pub fn at(self, server: &RedisServer) -> ExperimentError {
+        let message = format!("{}: {self}", server.name());
+        match self {
             RespError::Io(_) | RespError::Closed | RespError::Setup { .. } => ExperimentError::Connect(message),
             RespError::ConnectTimedOut => ExperimentError::Timeout(message),
             RespError::Malformed(_) | RespError::Server(_) => ExperimentError::Protocol(message),
@@ -234,7 +242,9 @@ mod tests {
         connection.queue(&[b"GET", b"k"]);
         let error = connection.exchange(1).await.unwrap_err();
         assert!(matches!(error, RespError::Closed), "{error:?}");
-        assert!(matches!(ExperimentError::from(error), ExperimentError::Connect(message) if message.starts_with("redis: ")));
+        let server = RedisServer { host: "127.0.0.1".into(), port: 6390, username: None, password: None, database: None };
+        let error = error.at(&server);
+        assert!(matches!(&error, ExperimentError::Connect(message) if message == "redis 127.0.0.1:6390: the server closed the connection"), "{error:?}");
     }
 
     #[tokio::test]
@@ -246,7 +256,7 @@ mod tests {
         connection.queue(&[b"GET", key.as_bytes()]);
         let error = connection.exchange(3).await.unwrap_err();
         assert!(matches!(&error, RespError::Server(message) if message.starts_with("ERR value is not an integer")), "{error:?}");
-        assert!(matches!(ExperimentError::from(error), ExperimentError::Protocol(_)));
+        assert!(matches!(error.at(&local_redis()), ExperimentError::Protocol(_)));
         connection.queue(&[b"UNLINK", key.as_bytes()]);
         connection.queue(&[b"GET", key.as_bytes()]);
         assert_eq!(connection.exchange(2).await.unwrap(), Reply::Bulk(None));
@@ -259,10 +269,10 @@ mod tests {
         server.password = Some(SecretString::from("not-the-password"));
         let error = match Connection::open(&server).await {
             Ok(_) => panic!("a login as an unknown user succeeded"),
-            Err(error) => ExperimentError::from(error),
+            Err(error) => error.at(&server),
         };
         let ExperimentError::Connect(message) = error else { panic!("{error:?}") };
-        assert!(message.starts_with("redis: AUTH failed: WRONGPASS"), "{message}");
+        assert!(message.starts_with("redis 127.0.0.1:6379: AUTH failed: WRONGPASS"), "{message}");
         assert!(!message.contains("not-the-password"), "{message}");
     }
 }

@@ -54,6 +54,8 @@ pub struct Counters {
 /// What every task shares.
 struct Shared {
     pool: LabPool,
+    /// Where the pool connects, named by errors.
+    server: RedisServer,
     params: RedisParams,
     budget: Budget,
     /// The key prefix, as the bytes every key starts with.
@@ -116,7 +118,9 @@ impl Tally {
 /// all. Dropping the future drops the pool, which closes its connections.
 pub async fn run(plan: Plan) -> Result<(Tally, Duration), ExperimentError> {
     let Plan { server, params, key_prefix, counters } = plan;
-    let pool = LabPool::connect(&server, params.pool_size as usize, Duration::from_millis(params.pool_wait_timeout_ms)).await?;
+    let pool = LabPool::connect(&server, params.pool_size as usize, Duration::from_millis(params.pool_wait_timeout_ms))
+        .await
+        .map_err(|error| error.at(&server))?;
     let started = Instant::now();
     let _ = counters.started.set(started);
     let budget = match (params.ops, params.duration_ms) {
@@ -125,6 +129,7 @@ pub async fn run(plan: Plan) -> Result<(Tally, Duration), ExperimentError> {
     };
     let shared = Arc::new(Shared {
         pool,
+        server,
         value: vec![b'x'; params.value_bytes as usize],
         params,
         budget,
@@ -223,7 +228,7 @@ async fn execute(op: Op, connection: &mut Connection, shared: &Shared, rng: &mut
     };
     match tokio::time::timeout(REDIS_COMMAND_TIMEOUT, connection.exchange(commands)).await {
         Ok(Ok(_)) => Ok(commands as u64),
-        Ok(Err(error)) => Err(error.into()),
-        Err(_) => Err(ExperimentError::Timeout(format!("redis: no reply within {} s", REDIS_COMMAND_TIMEOUT.as_secs()))),
+        Ok(Err(error)) => Err(error.at(&shared.server)),
+        Err(_) => Err(ExperimentError::Timeout(format!("{}: no reply within {} s", shared.server.name(), REDIS_COMMAND_TIMEOUT.as_secs()))),
     }
 }
