@@ -135,10 +135,6 @@ impl Runner {
         }
     }
 
-    /// This replica's id.
-    pub fn replica(&self) -> &str {
-        &self.inner.claimant.replica
-    }
 
     /// Tells the dispatcher a job was queued.
     pub fn wake(&self) {

@@ -15,18 +15,27 @@ use crate::store::StoreSignal;
 const BEATS_PER_LEASE: u32 = 3;
 
 impl Inner {
-    /// Renews this replica's leases and rescues expired ones, every third of a lease, until
-    /// shutdown.
+    /// Renews this replica's leases and rescues expired ones, every third of a lease. After
+    /// shutdown began it only renews, until the last job here has recorded its end, so no other
+    /// replica rescues a job that is still being stopped.
     pub(super) async fn heartbeat(self: Arc<Self>) {
         let mut beat = interval(self.claimant.lease / BEATS_PER_LEASE);
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let stopping = self.root.is_cancelled();
+            if stopping && self.running.lock().expect("running map poisoned").is_empty() {
+                return;
+            }
             tokio::select! {
                 _ = beat.tick() => {}
-                () = self.root.cancelled() => return,
+                () = self.root.cancelled(), if !stopping => continue,
+                // Each job's end wakes this loop once the dispatcher has stopped.
+                () = self.wake.notified(), if stopping => continue,
             }
             self.renew().await;
-            self.rescue().await;
+            if !stopping {
+                self.rescue().await;
+            }
         }
     }
 
