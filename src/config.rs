@@ -22,6 +22,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start-up, never moved around")]
 pub enum Command {
     /// Run the control plane (the default).
     Serve(ServeConfig),

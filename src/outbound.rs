@@ -22,7 +22,7 @@ impl OutboundPolicy {
 
     fn is_listed(&self, host: &str) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        self.allowed_hosts.iter().any(|allowed| *allowed == host)
+        self.allowed_hosts.contains(&host)
     }
 
     /// Checks a URL's host before anything is resolved: loopback literals, `localhost`, or

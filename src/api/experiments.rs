@@ -110,10 +110,10 @@ pub async fn launch(
         (Err(other), _) => return Err(other),
     };
 
-    if let Some(key) = &idempotency_key {
-        if let Some(existing) = state.store.find_by_idempotency_key(key).await? {
-            return replay(existing, &kind, &params);
-        }
+    if let Some(key) = &idempotency_key
+        && let Some(existing) = state.store.find_by_idempotency_key(key).await?
+    {
+        return replay(existing, &kind, &params);
     }
     if state.store.count_queued().await? >= state.config.max_queued_jobs {
         return Err(ApiError::TooManyRequests {

@@ -131,7 +131,8 @@ impl SubscriberLimit {
     }
 
     /// Streams open for `job` now.
-    pub fn open_for(&self, job: JobId) -> usize {
+    #[cfg(test)]
+    fn open_for(&self, job: JobId) -> usize {
         self.open.lock().expect("subscriber limit poisoned").get(&job).copied().unwrap_or(0)
     }
 }

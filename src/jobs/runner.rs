@@ -288,10 +288,10 @@ impl Inner {
                 self.execute(entry, &ctx, job.params, timeout, &token, &cancel_requested).await
             }
         };
-        if let Err(error) = tokio::fs::remove_dir_all(&sandbox).await {
-            if error.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(%error, "cannot remove the job directory");
-            }
+        if let Err(error) = tokio::fs::remove_dir_all(&sandbox).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, "cannot remove the job directory");
         }
         ctx.flush_progress().await;
         let mut events = Vec::with_capacity(2);

@@ -238,6 +238,18 @@ pub fn queued_event() -> PendingEvent {
     PendingEvent::status(JobStatus::Queued, None)
 }
 
+/// The last progress snapshot of each job among `events`, to keep `job.progress` current.
+fn latest_progress(events: &[JobEvent]) -> Vec<(JobId, Value)> {
+    let mut latest: Vec<(JobId, Value)> = Vec::new();
+    for event in events.iter().filter(|event| event.kind == crate::jobs::EventKind::Progress) {
+        match latest.iter_mut().find(|(job_id, _)| *job_id == event.job_id) {
+            Some(slot) => slot.1 = event.data.clone(),
+            None => latest.push((event.job_id, event.data.clone())),
+        }
+    }
+    latest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,16 +269,4 @@ mod tests {
         );
         assert!(StoreLocation::from_url(Some("mysql://h/db"), data).is_err());
     }
-}
-
-/// The last progress snapshot of each job among `events`, to keep `job.progress` current.
-fn latest_progress(events: &[JobEvent]) -> Vec<(JobId, Value)> {
-    let mut latest: Vec<(JobId, Value)> = Vec::new();
-    for event in events.iter().filter(|event| event.kind == crate::jobs::EventKind::Progress) {
-        match latest.iter_mut().find(|(job_id, _)| *job_id == event.job_id) {
-            Some(slot) => slot.1 = event.data.clone(),
-            None => latest.push((event.job_id, event.data.clone())),
-        }
-    }
-    latest
 }

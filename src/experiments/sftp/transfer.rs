@@ -126,11 +126,11 @@ pub async fn download(
             }
         };
         checksum.update(&data);
-        if let Some(file) = sink.as_deref_mut() {
-            if let Err(error) = file.write_all(&data).await {
-                outcome = Err(local_error("write")(error));
-                break;
-            }
+        if let Some(file) = sink.as_deref_mut()
+            && let Err(error) = file.write_all(&data).await
+        {
+            outcome = Err(local_error("write")(error));
+            break;
         }
     }
     drop(blocks);

@@ -47,10 +47,10 @@ impl PgJobStore {
         let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
         if !Postgres::database_exists(url).await.context("cannot reach PostgreSQL")? {
             // Another process may create it at the same moment; only a failure to find it after counts.
-            if let Err(error) = Postgres::create_database(url).await {
-                if !Postgres::database_exists(url).await.unwrap_or(false) {
-                    return Err(error).context("cannot create the database");
-                }
+            if let Err(error) = Postgres::create_database(url).await
+                && !Postgres::database_exists(url).await.unwrap_or(false)
+            {
+                return Err(error).context("cannot create the database");
             }
         }
         let pool = PgPoolOptions::new()
