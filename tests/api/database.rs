@@ -118,7 +118,7 @@ async fn a_target_without_a_url_is_refused_by_name(backend: Backend) {
 async fn readiness_lists_each_target_and_an_unreachable_one_does_not_stop_the_server(backend: Backend) {
     let databases = TargetDatabases::create().await;
     let database = TestDatabase::new(backend);
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = crate::service_process::spare_port();
     let unreachable = format!("mysql://root@127.0.0.1:{closed_port}/nothing");
     let app = TestApp::start(&database, &["--pg-target-url", &databases.pg_url, "--mysql-target-url", &unreachable]).await;
     let response = app.client.get(app.url("/readyz")).send().await.unwrap();

@@ -331,13 +331,19 @@ pub struct TestTarget {
 }
 
 impl TestTarget {
-    /// Starts a target server.
-    pub async fn start() -> TestTarget {
+    /// A loopback listener counting into fresh counters, its address, and the target's routes.
+    async fn parts() -> (CountingListener, std::net::SocketAddr, Arc<TargetStats>, axum::Router) {
         let stats = Arc::new(TargetStats::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let router: axum::Router = axum::Router::new().nest("/targets", asynclab::targets::http::router(stats.clone()));
-        let listener = CountingListener::new(listener, stats.clone());
+        let address = listener.local_addr().expect("bound address");
+        let router = axum::Router::new().nest("/targets", asynclab::targets::http::router(stats.clone()));
+        (CountingListener::new(listener, stats.clone()), address, stats, router)
+    }
+
+    /// Starts a target server.
+    pub async fn start() -> TestTarget {
+        let (listener, address, stats, router) = Self::parts().await;
+        let address = format!("http://{address}");
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("target serves");
         });
@@ -347,12 +353,10 @@ impl TestTarget {
     /// Starts an `https` target (HTTP/2 and HTTP/1.1 by ALPN) with `certificates`' server
     /// certificate; its address names the host `localhost`, as the certificate does.
     pub async fn start_tls(certificates: &TestCertificates) -> TestTarget {
-        let stats = Arc::new(TargetStats::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
-        let address = format!("https://localhost:{}", listener.local_addr().unwrap().port());
-        let router: axum::Router = axum::Router::new().nest("/targets", asynclab::targets::http::router(stats.clone()));
+        let (listener, address, stats, router) = Self::parts().await;
+        let address = format!("https://localhost:{}", address.port());
         let config = asynclab::tls::server_config(&certificates.server_certificate, &certificates.server_key).expect("server TLS");
-        let listener = TlsListener::new(CountingListener::new(listener, stats.clone()), config).expect("TLS listener");
+        let listener = TlsListener::new(listener, config).expect("TLS listener");
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("target serves");
         });

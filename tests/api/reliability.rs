@@ -34,7 +34,7 @@ impl ServerProcess {
         extra: &[&str],
         log: (Stdio, &str),
     ) -> (ServerProcess, Duration) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::service_process::spare_port();
         let binary = env!("CARGO_BIN_EXE_asynclab");
         let started = Instant::now();
         let mut command = Command::new(binary);

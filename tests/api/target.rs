@@ -4,13 +4,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::service_process::spare_port;
 
 #[tokio::test]
 async fn the_target_process_serves_http_and_echo_and_stops_on_sigterm() {
-    let (http_port, echo_port) = (free_port(), free_port());
+    let (http_port, echo_port) = (spare_port(), spare_port());
     let mut target = tokio::process::Command::new(env!("CARGO_BIN_EXE_asynclab"))
         .args(["target", "--bind", &format!("127.0.0.1:{http_port}"), "--echo-bind", &format!("127.0.0.1:{echo_port}")])
         .args(["--workers", "1"])

@@ -43,17 +43,12 @@ fn require(path: &str, package: &str) {
     );
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("bound address").port()
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile and a laptop-sized window.
     pub async fn start() -> Browser {
         require(CHROMIUM, "chromium");
         require(CHROMEDRIVER, "chromium-driver");
-        let port = free_port();
+        let port = crate::service_process::spare_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
