@@ -80,7 +80,9 @@ export async function renderJob(ctx) {
     cancel.disabled = !ACTIVE.has(state.status);
     replace(times,
       [["created", formatTime(job.created_at)], ["started", formatTime(job.started_at)], ["finished", formatTime(job.finished_at)],
-        ["duration", job.started_at ? formatDuration(job.started_at, job.finished_at) : "—"]]
+        ["duration", job.started_at ? formatDuration(job.started_at, job.finished_at) : "—"],
+        ["replica", job.replica ?? "—"], ["attempts", String(job.attempts ?? 0)],
+        ...(job.parent_id ? [["shard of", job.parent_id]] : [])]
         .map(([term, value]) => h("div", {}, h("dt", { text: term }), h("dd", { text: value }))));
     errorBox.hidden = !state.error;
     if (state.error) replace(errorBox, h("h3", { text: `Error: ${state.error.kind}` }), h("p", { text: state.error.message }));
