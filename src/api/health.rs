@@ -29,6 +29,8 @@ pub struct Health {
 pub struct Readiness {
     /// `ready`.
     pub status: String,
+    /// This replica's id (`--replica-id`), the `replica` of the jobs it runs.
+    pub replica: String,
     /// Each dependency and its state (`ok` or why not): the store, and each configured
     /// experiment dependency (`postgres_target`, `mysql_target`, `redis`). Only the store decides
     /// readiness: an experiment dependency that is down makes its experiment fail, not the server.
@@ -70,7 +72,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         checks.insert(name.to_string(), dependency);
     }
     if failing.is_empty() {
-        return (StatusCode::OK, Json(Readiness { status: "ready".into(), checks })).into_response();
+        return (StatusCode::OK, Json(Readiness { status: "ready".into(), replica: state.runner.replica_id().into(), checks })).into_response();
     }
     let problem = Problem {
         problem_type: "urn:asynclab:problem:not-ready".into(),

@@ -136,6 +136,11 @@ impl Runner {
     }
 
 
+    /// This replica's id.
+    pub fn replica_id(&self) -> &str {
+        &self.inner.claimant.replica
+    }
+
     /// Tells the dispatcher a job was queued.
     pub fn wake(&self) {
         self.inner.wake.notify_one();

@@ -82,6 +82,8 @@ async fn health_and_readiness_answer(backend: Backend) {
     let ready = app.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["store"], "ok");
+    let port = app.address.rsplit(':').next().unwrap();
+    assert!(ready["replica"].as_str().unwrap().ends_with(&format!(":{port}")), "default replica id HOSTNAME:PORT: {ready}");
     let catalogue = app.get_json("/experiments").await;
     let kinds: Vec<&str> = catalogue.as_array().unwrap().iter().map(|kind| kind["kind"].as_str().unwrap()).collect();
     let needing_nothing = ["http-fanout", "structured-concurrency", "subprocess", "task-local"];
