@@ -40,6 +40,15 @@ fn data_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("asynclab-replica-{name}-{}", uuid::Uuid::new_v4().simple()))
 }
 
+/// Starts replicas `replica-a`, `replica-b` and `replica-c` with `extra` flags; returns them
+/// with their data directories.
+async fn start_three(database: &TestDatabase, extra: &[&str]) -> (Vec<Replica>, Vec<std::path::PathBuf>) {
+    let ids = ["replica-a", "replica-b", "replica-c"];
+    let dirs: Vec<_> = ids.iter().map(|id| data_dir(id)).collect();
+    let replicas = join_all(ids.iter().zip(&dirs).map(|(id, dir)| start_replica(database, dir, id, extra))).await;
+    (replicas, dirs)
+}
+
 /// A `subprocess` job whose child prints `lines` lines, one every 50 ms.
 fn printing_job(lines: u32) -> Value {
     json!({"processes": [{"program": "asynclab-child", "args": ["--lines", lines.to_string(), "--interval-ms", "50"], "timeout_ms": 120_000}]})
@@ -58,14 +67,7 @@ fn statuses(events: &[SseEvent]) -> Vec<String> {
 #[tokio::test]
 async fn three_replicas_share_the_jobs_and_stream_each_others_events_live() {
     let database = TestDatabase::new(Backend::Postgres);
-    let dirs: Vec<_> = (0..3).map(|index| data_dir(&index.to_string())).collect();
-    let replicas = join_all(
-        ["replica-a", "replica-b", "replica-c"]
-            .iter()
-            .zip(&dirs)
-            .map(|(id, dir)| start_replica(&database, dir, id, &["--max-running-jobs", "1"])),
-    )
-    .await;
+    let (replicas, dirs) = start_three(&database, &["--max-running-jobs", "1"]).await;
 
     // One slot each: three jobs launched on A run on three replicas at once.
     let mut ids = Vec::new();
@@ -188,14 +190,7 @@ async fn a_killed_replicas_jobs_are_rescued_once_within_the_lease_and_a_heartbea
 #[tokio::test]
 async fn a_sharded_fanout_runs_on_three_replicas_and_merges_their_reports_exactly() {
     let database = TestDatabase::new(Backend::Postgres);
-    let dirs: Vec<_> = (0..3).map(|index| data_dir(&format!("shard-{index}"))).collect();
-    let replicas = join_all(
-        ["replica-a", "replica-b", "replica-c"]
-            .iter()
-            .zip(&dirs)
-            .map(|(id, dir)| start_replica(&database, dir, id, &["--max-running-jobs", "2"])),
-    )
-    .await;
+    let (replicas, dirs) = start_three(&database, &["--max-running-jobs", "2"]).await;
     let target = format!("{}/targets/hello/{{i}}", replicas[2].api.address);
     let params = json!({"url": target, "count": 20_000, "max_connections": 6, "shards": 3, "thresholds": {"min_rps": 1.0}});
     let id = replicas[0].api.launch_ok("http-fanout", &params).await;
@@ -223,8 +218,13 @@ async fn a_sharded_fanout_runs_on_three_replicas_and_merges_their_reports_exactl
     }
     assert_eq!(requests, 20_000);
     let merged: asynclab::stats::LatencySummary = serde_json::from_value(report["latency"].clone()).unwrap();
-    assert_eq!(merged, asynclab::stats::LatencySummary::from_micros(&union));
+    let expected = asynclab::stats::LatencySummary::from_micros(&union);
     assert_eq!(merged.count, 20_000);
+    // Percentiles exactly; mean and deviation up to the last digit JSON parsing may round.
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(close(merged.mean_ms, expected.mean_ms) && close(merged.stdev_ms, expected.stdev_ms), "{merged:?} vs {expected:?}");
+    let merged = asynclab::stats::LatencySummary { mean_ms: expected.mean_ms, stdev_ms: expected.stdev_ms, ..merged };
+    assert_eq!(merged, expected);
 
     // Its stream shows the shards' combined progress, up to the whole count.
     let events = stream_to_end(&replicas[0].api, &id).await;
