@@ -135,7 +135,6 @@ impl Runner {
         }
     }
 
-
     /// This replica's id.
     pub fn replica_id(&self) -> &str {
         &self.inner.claimant.replica
