@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod dial;
 pub mod h2;
+pub mod http1;
 pub mod params;
 pub mod plan;
 pub mod report;
@@ -100,6 +101,7 @@ impl Experiment for HttpFanout {
         let plan = FanoutPlan::resolve(&params, &ctx.services().outbound).await?;
         let dialer = Dialer::new(params.http_version, plan.needs_tls(), &ctx.services().tls_roots)?;
         let workers = params.workers() as usize;
+        let threads = worker_threads(workers);
         let started = Instant::now();
         let schedule = params.is_open_model().then(|| ArrivalSchedule::new(&params.stages()));
         // The open model's backlog: arrivals wait here for a free worker; a full backlog drops.
@@ -121,7 +123,7 @@ impl Experiment for HttpFanout {
             plan,
             dialer,
             feed,
-            tally: SharedTally::new(),
+            tally: SharedTally::new(threads),
             request_timeout: Duration::from_millis(params.timeout_ms),
             connect_timeout: Duration::from_millis(params.connect_timeout_ms.unwrap_or(params.timeout_ms)),
             transport: match params.http_version {
@@ -130,7 +132,7 @@ impl Experiment for HttpFanout {
             },
         });
 
-        let mut pool = spawn_worker_threads(&fanout, workers);
+        let mut pool = spawn_worker_threads(&fanout, workers, threads);
         if let Some(schedule) = schedule.clone() {
             let fanout = fanout.clone();
             pool.spawn(async move {
@@ -168,11 +170,14 @@ impl Experiment for HttpFanout {
     }
 }
 
-/// Starts the workers on one current-thread runtime per core this process may use (fewer when
-/// there are fewer workers), each on an OS thread of its own. Dropping the returned set stops
-/// them all.
-fn spawn_worker_threads(fanout: &Arc<Fanout>, workers: usize) -> JoinSet<Result<(), ExperimentError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |cores| cores.get()).clamp(1, workers.max(1));
+/// One worker thread per core this process may use, fewer when there are fewer workers.
+fn worker_threads(workers: usize) -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get()).clamp(1, workers.max(1))
+}
+
+/// Starts the workers on `threads` current-thread runtimes, each on an OS thread of its own;
+/// worker `w` runs on thread `w mod threads`. Dropping the returned set stops them all.
+fn spawn_worker_threads(fanout: &Arc<Fanout>, workers: usize, threads: usize) -> JoinSet<Result<(), ExperimentError>> {
     let mut pool = JoinSet::new();
     for thread in 0..threads {
         let fanout = fanout.clone();
