@@ -6,17 +6,20 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use super::connection::{FailureKind, FanoutRequest, Response, classify, read_response};
+use super::connection::{FailureKind, Response};
 use super::dial::Dialer;
-use super::plan::Endpoint;
+use super::plan::{Endpoint, RequestTemplate};
 use super::tally::SharedTally;
 
+/// A request as hyper sends it: the body is a shared buffer (empty for most requests).
+type FanoutRequest = Request<Full<Bytes>>;
 type Sender = http2::SendRequest<Full<Bytes>>;
 
 /// Where and how a stream's connection is opened.
@@ -72,16 +75,61 @@ impl H2Connections {
         Ok(sender)
     }
 
-    /// Sends `request` as a stream on the worker's slot's connection and reads the response.
+    /// Sends request `index` of kind `template` as a stream on the worker's slot's connection
+    /// and reads the response.
     pub async fn exchange(
         &self,
         worker: usize,
         route: &Route<'_>,
         tally: &SharedTally,
-        request: FanoutRequest,
+        template: &RequestTemplate,
+        index: u64,
     ) -> Result<Response, FailureKind> {
+        let request = build_request(template, route.target, index).map_err(|_| FailureKind::InvalidRequest)?;
         let mut sender = self.sender(worker, route, tally).await?;
         sender.ready().await.map_err(|error| classify(&error))?;
         read_response(sender.send_request(request).await.map_err(|error| classify(&error))?).await
     }
+}
+
+/// Request `index` of kind `template`: HTTP/2 carries the scheme and authority in the URI
+/// (`:scheme`, `:authority`).
+fn build_request(template: &RequestTemplate, target: &Endpoint, index: u64) -> Result<FanoutRequest, hyper::http::Error> {
+    let mut request = Request::builder()
+        .method(template.method.clone())
+        .version(hyper::Version::HTTP_2)
+        .uri(format!("{}://{}{}", target.scheme(), target.authority, template.path(index)))
+        .body(Full::new(template.body.clone()))?;
+    if !template.headers.is_empty() {
+        request.headers_mut().extend(template.headers.clone());
+    }
+    if !template.body.is_empty() {
+        request.headers_mut().insert(hyper::header::CONTENT_LENGTH, template.body.len().into());
+    }
+    Ok(request)
+}
+
+/// The failure kind of a hyper error.
+fn classify(error: &hyper::Error) -> FailureKind {
+    if error.is_incomplete_message() || error.is_canceled() || error.is_closed() {
+        FailureKind::ConnectionClosed
+    } else if error.is_timeout() {
+        FailureKind::Timeout
+    } else {
+        FailureKind::Protocol
+    }
+}
+
+/// Reads a response's whole body, counting its bytes.
+async fn read_response(response: hyper::Response<hyper::body::Incoming>) -> Result<Response, FailureKind> {
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut body_bytes = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| classify(&error))?;
+        if let Some(data) = frame.data_ref() {
+            body_bytes += data.len() as u64;
+        }
+    }
+    Ok(Response { status, body_bytes })
 }

@@ -142,7 +142,8 @@ pub struct FanoutParams {
     pub ramp: Option<Vec<RampStep>>,
     /// Open model: how long an arrival may wait for a free connection; past it the request is
     /// not sent and counted as `pool_timeout`. Unset, arrivals wait while the backlog (as long
-    /// as `concurrency`) has room; arrivals finding it full are counted as `dropped`.
+    /// as `concurrency`) has room; arrivals finding it full while every connection is busy are
+    /// counted as `dropped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_timeout_ms: Option<u64>,
     /// Time limit for opening a connection (defaults to `timeout_ms`); counted as `connect_timeout`.

@@ -12,6 +12,7 @@ use rustls_pki_types::ServerName;
 use url::{Position, Url};
 
 use super::dial::server_name;
+use super::http1::request::{EncodedRequest, RequestParts};
 use super::params::{FanoutParams, check_url};
 use super::request_spec::weighted_cycle;
 use crate::experiments::ExperimentError;
@@ -22,8 +23,6 @@ use crate::outbound::OutboundPolicy;
 pub struct Endpoint {
     /// `host[:port]`, as the `Host` header and HTTP/2's `:authority` carry it.
     pub authority: String,
-    /// `authority` as a ready header value (cloning it is a reference count).
-    pub host_header: HeaderValue,
     /// The address connections go to (the first the host resolved to).
     pub address: SocketAddr,
     /// For `https`: the name the server's certificate must carry.
@@ -52,6 +51,8 @@ pub struct RequestTemplate {
     pub headers: HeaderMap,
     /// The body (empty for none); cloning it is a reference count.
     pub body: Bytes,
+    /// The request in HTTP/1.1 bytes, ready to write.
+    pub http1: EncodedRequest,
 }
 
 impl RequestTemplate {
@@ -130,14 +131,17 @@ impl FanoutPlan {
                     .map_err(|_| ExperimentError::Refused(format!("the value of {name} is not a valid header value")))?;
                 headers.insert(name, value);
             }
-            templates.push(RequestTemplate {
-                endpoint,
-                numbered: path.contains("{i}"),
-                path,
-                method: spec.method.unwrap_or(params.method).to_http(),
-                headers,
-                body: spec.body.or(params.body.as_ref()).map_or_else(Bytes::new, |body| Bytes::from(body.clone())),
+            let method = spec.method.unwrap_or(params.method).to_http();
+            let body = spec.body.or(params.body.as_ref()).map_or_else(Bytes::new, |body| Bytes::from(body.clone()));
+            let http1 = EncodedRequest::new(&RequestParts {
+                method: &method,
+                path: &path,
+                host: &endpoints[endpoint].authority,
+                headers: &headers,
+                body: &body,
+                keep_alive: params.keep_alive,
             });
+            templates.push(RequestTemplate { endpoint, numbered: path.contains("{i}"), path, method, headers, body, http1 });
         }
         Ok(FanoutPlan { endpoints, templates, order })
     }
@@ -168,13 +172,12 @@ async fn endpoint_index(endpoints: &mut Vec<Endpoint>, url: &Url, policy: &Outbo
     let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or(80);
     let addresses = policy.resolve(host, port).await.map_err(ExperimentError::Refused)?;
-    let host_header =
-        HeaderValue::from_str(&authority).map_err(|_| ExperimentError::Refused(format!("{authority} is not a valid host")))?;
+    HeaderValue::from_str(&authority).map_err(|_| ExperimentError::Refused(format!("{authority} is not a valid host")))?;
     let tls_name = match tls {
         true => Some(server_name(host).ok_or_else(|| ExperimentError::Refused(format!("{host} is not a valid TLS server name")))?),
         false => None,
     };
-    endpoints.push(Endpoint { authority, host_header, address: addresses[0], tls_name });
+    endpoints.push(Endpoint { authority, address: addresses[0], tls_name });
     Ok(endpoints.len() - 1)
 }
 

@@ -85,7 +85,8 @@ pub struct FanoutReport {
     pub connections_opened: u64,
     /// The connection cap the run kept to: never more connections open at once.
     pub max_connections: u32,
-    /// Request bytes written (request line, headers, body).
+    /// Request bytes written (request line, headers, body); over HTTP/2, whose headers are
+    /// compressed, the HTTP/1.1 size, an upper bound.
     pub bytes_sent: u64,
     /// Response body bytes received.
     pub bytes_received: u64,

@@ -9,10 +9,6 @@ use hdrhistogram::Histogram;
 
 use crate::stats::latency_histogram;
 
-/// Independent shards; a worker always uses the same one. Eight keeps contention low on
-/// machines with up to a few dozen cores at ~600 KiB per shard.
-const SHARDS: usize = 8;
-
 /// What a group of workers recorded.
 #[derive(Debug, Clone)]
 pub struct Tally {
@@ -96,7 +92,9 @@ pub struct Measured {
 
 /// The fan-out's live tally.
 pub struct SharedTally {
-    /// Guarded by std mutexes: each lock records one sample, never across an await.
+    /// One per worker thread, so workers never contend with each other, only briefly with the
+    /// reporter, and merging for a snapshot adds as few histograms as there are threads
+    /// (~600 KiB each). Guarded by std mutexes: each lock records one sample, never across an await.
     shards: Vec<Mutex<Tally>>,
     /// Requests finished, with a response or an error.
     pub completed: AtomicU64,
@@ -104,17 +102,17 @@ pub struct SharedTally {
     pub in_flight: AtomicU64,
     /// Connections opened over the run.
     pub connections_opened: AtomicU64,
-    /// Request bytes written (request line, headers and body).
+    /// Request bytes written (request line, headers and body; the HTTP/1.1 size over HTTP/2).
     pub bytes_sent: AtomicU64,
     /// Open-model arrivals that found the backlog full and were not sent.
     pub dropped: AtomicU64,
 }
 
 impl SharedTally {
-    /// An empty tally.
-    pub fn new() -> Self {
+    /// An empty tally of `shards` shards; worker `w` records into shard `w mod shards`.
+    pub fn new(shards: usize) -> Self {
         SharedTally {
-            shards: (0..SHARDS).map(|_| Mutex::new(Tally::new())).collect(),
+            shards: (0..shards.max(1)).map(|_| Mutex::new(Tally::new())).collect(),
             completed: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             connections_opened: AtomicU64::new(0),
@@ -124,7 +122,7 @@ impl SharedTally {
     }
 
     fn shard(&self, worker: usize) -> std::sync::MutexGuard<'_, Tally> {
-        self.shards[worker % SHARDS].lock().expect("tally shard poisoned")
+        self.shards[worker % self.shards.len()].lock().expect("tally shard poisoned")
     }
 
     /// Records a response.
@@ -187,7 +185,7 @@ mod tests {
 
     #[test]
     fn shards_merge_into_exact_totals() {
-        let tally = SharedTally::new();
+        let tally = SharedTally::new(8);
         for worker in 0..20 {
             tally.record_response(worker, response(200, 1000 + worker as u64));
         }
@@ -205,7 +203,7 @@ mod tests {
 
     #[test]
     fn intervals_restart_after_each_take() {
-        let tally = SharedTally::new();
+        let tally = SharedTally::new(3);
         tally.record_response(0, response(200, 100));
         tally.record_error(1, "timeout");
         let first = tally.take_interval();

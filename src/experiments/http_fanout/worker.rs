@@ -6,15 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::Request;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::connection::{self, Connection, FailureKind, FanoutRequest};
+use super::connection::{FailureKind, Response};
 use super::dial::Dialer;
 use super::h2::{H2Connections, Route};
-use super::plan::{Endpoint, FanoutPlan, RequestTemplate};
+use super::http1::Connection;
+use super::plan::{FanoutPlan, RequestTemplate};
 use super::schedule::Pacing;
 use super::shards::RequestIndices;
 use super::tally::{Measured, SharedTally};
@@ -107,6 +106,8 @@ pub enum Transport {
 /// Sends requests until the feed runs dry.
 pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
     let mut connection: Option<Connection> = None;
+    // Request bytes whose path carries the request's number are written here, reused.
+    let mut scratch = Vec::new();
     let mut request_timer = RequestTimer::new(fanout.request_timeout);
     while let Some(arrival) = fanout.feed.next().await {
         if let Feed::Open { pool_timeout: Some(limit), .. } = &fanout.feed {
@@ -116,29 +117,24 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
             }
         }
         let template = fanout.plan.request(arrival.index);
-        let target = &fanout.plan.endpoints[template.endpoint];
-        let path = template.path(arrival.index);
-        let Ok(request) = build_request(&fanout.transport, template, target, &path) else {
-            fanout.tally.record_error(worker, FailureKind::InvalidRequest.as_str());
-            continue;
-        };
-        fanout.tally.bytes_sent.fetch_add(request_size(&request, path.len()), Ordering::Relaxed);
+        fanout.tally.bytes_sent.fetch_add(template.http1.len(arrival.index) as u64, Ordering::Relaxed);
         fanout.tally.in_flight.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         let outcome = tokio::select! {
             biased;
-            outcome = send(&fanout, worker, &mut connection, template.endpoint, request) => Ok(outcome),
+            outcome = send(&fanout, worker, &mut connection, template, arrival.index, &mut scratch) => Ok(outcome),
             () = request_timer.expired(sent + fanout.request_timeout) => Err(()),
         };
         fanout.tally.in_flight.fetch_sub(1, Ordering::Relaxed);
         match outcome {
             Ok(Ok(response)) => {
+                let finished = Instant::now();
                 fanout.tally.record_response(
                     worker,
                     Measured {
                         status: response.status,
-                        latency_micros: micros(arrival.intended.elapsed()),
-                        service_micros: micros(sent.elapsed()),
+                        latency_micros: micros(finished - arrival.intended),
+                        service_micros: micros(finished - sent),
                         body_bytes: response.body_bytes,
                     },
                 );
@@ -187,63 +183,34 @@ fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Request `path` of kind `template`, with the headers the transport needs.
-fn build_request(transport: &Transport, template: &RequestTemplate, target: &Endpoint, path: &str) -> Result<FanoutRequest, hyper::http::Error> {
-    let builder = match transport {
-        Transport::Http1 { keep_alive } => {
-            let builder = Request::builder().method(template.method.clone()).uri(path).header(hyper::header::HOST, target.host_header.clone());
-            if *keep_alive { builder } else { builder.header(hyper::header::CONNECTION, "close") }
-        }
-        // HTTP/2 carries the scheme and authority in the URI (`:scheme`, `:authority`).
-        Transport::Http2(_) => Request::builder()
-            .method(template.method.clone())
-            .version(hyper::Version::HTTP_2)
-            .uri(format!("{}://{}{path}", target.scheme(), target.authority)),
-    };
-    let mut request = builder.body(Full::new(template.body.clone()))?;
-    if !template.headers.is_empty() {
-        request.headers_mut().extend(template.headers.clone());
-    }
-    if !template.body.is_empty() {
-        request.headers_mut().insert(hyper::header::CONTENT_LENGTH, template.body.len().into());
-    }
-    Ok(request)
-}
-
-/// The bytes of a request as HTTP/1.1 writes it: request line, headers, blank line, body
-/// (HTTP/2's compressed headers are smaller: an upper bound there).
-fn request_size(request: &FanoutRequest, path_bytes: usize) -> u64 {
-    let line = request.method().as_str().len() + 1 + path_bytes + " HTTP/1.1\r\n".len();
-    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
-    let body = hyper::body::Body::size_hint(request.body()).exact().unwrap_or(0);
-    (line + headers + 2) as u64 + body
-}
-
-/// Sends one request: over HTTP/2 on the worker's shared connection; over HTTP/1.1 on the
-/// worker's own connection, opening one (or replacing one to another endpoint, or one the
-/// server closed) first.
+/// Sends request `index` of kind `template`: over HTTP/2 on the worker's shared connection;
+/// over HTTP/1.1 on the worker's own connection, opening one (or replacing one to another
+/// endpoint, or one the server closed) first. The rare paths are boxed so the future moved for
+/// every request stays small.
 async fn send(
     fanout: &Fanout,
     worker: usize,
     connection: &mut Option<Connection>,
-    endpoint: usize,
-    request: FanoutRequest,
-) -> Result<connection::Response, FailureKind> {
-    let target = &fanout.plan.endpoints[endpoint];
+    template: &RequestTemplate,
+    index: u64,
+    scratch: &mut Vec<u8>,
+) -> Result<Response, FailureKind> {
+    let target = &fanout.plan.endpoints[template.endpoint];
     if let Transport::Http2(connections) = &fanout.transport {
-        let route = Route { endpoint, target, dialer: &fanout.dialer, connect_timeout: fanout.connect_timeout };
-        return connections.exchange(worker, &route, &fanout.tally, request).await;
+        let route = Route { endpoint: template.endpoint, target, dialer: &fanout.dialer, connect_timeout: fanout.connect_timeout };
+        return Box::pin(connections.exchange(worker, &route, &fanout.tally, template, index)).await;
     }
-    let reusable = connection.as_mut().is_some_and(|open| open.endpoint == endpoint && open.is_reusable());
+    let reusable = connection.as_mut().is_some_and(|open| open.endpoint == template.endpoint && open.is_reusable());
     if !reusable {
         *connection = None;
-        let opened = timeout(fanout.connect_timeout, Connection::open(endpoint, target, &fanout.dialer))
+        let opened = Box::pin(timeout(fanout.connect_timeout, Connection::open(template.endpoint, target, &fanout.dialer)))
             .await
             .map_err(|_| FailureKind::ConnectTimeout)??;
-        *connection = Some(opened);
         fanout.tally.connections_opened.fetch_add(1, Ordering::Relaxed);
+        *connection = Some(opened);
     }
-    connection.as_mut().expect("a connection was just ensured").exchange(request).await
+    let open = connection.as_mut().expect("a connection was just ensured");
+    open.exchange(template.http1.bytes(index, scratch), template.http1.head_request).await
 }
 
 #[cfg(test)]
