@@ -56,11 +56,10 @@ impl H2Connections {
     /// empty, closed or connected elsewhere.
     async fn sender(&self, worker: usize, route: &Route<'_>, tally: &SharedTally) -> Result<Sender, FailureKind> {
         let mut slot = self.slots[worker % self.slots.len()].lock().await;
-        if let Some((connected_to, sender)) = slot.as_ref() {
-            if *connected_to == route.endpoint && !sender.is_closed() {
+        if let Some((connected_to, sender)) = slot.as_ref()
+            && *connected_to == route.endpoint && !sender.is_closed() {
                 return Ok(sender.clone());
             }
-        }
         *slot = None;
         let stream =
             timeout(route.connect_timeout, route.dialer.connect(route.target)).await.map_err(|_| FailureKind::ConnectTimeout)??;

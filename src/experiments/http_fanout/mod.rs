@@ -94,11 +94,10 @@ impl Experiment for HttpFanout {
             (None, None, None) => Vec::new(),
         };
         for (field, raw) in targets {
-            if let Ok(url) = check_url(&raw) {
-                if let Err(reason) = policy.check_url(&url) {
+            if let Ok(url) = check_url(&raw)
+                && let Err(reason) = policy.check_url(&url) {
                     errors.add(field, reason);
                 }
-            }
         }
     }
 
