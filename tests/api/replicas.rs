@@ -145,6 +145,13 @@ async fn a_killed_replicas_jobs_are_rescued_once_within_the_lease_and_a_heartbea
     for id in [&plain, &restartable] {
         let job = b.api.wait_for(id, |status| status == "running").await;
         assert_eq!(job["replica"], "replica-b");
+        // The `running` event is stored too (events are written in batches after the claim).
+        let mut events = b.api.open_events(id, None).await;
+        while let Some(event) = tokio::time::timeout(STREAM_LIMIT, events.next()).await.expect("events arrive") {
+            if event.data["data"]["status"] == "running" {
+                break;
+            }
+        }
     }
     let a = start_replica(&database, &dir_a, "replica-a", &[]).await;
 
