@@ -238,6 +238,20 @@ pub fn queued_event() -> PendingEvent {
     PendingEvent::status(JobStatus::Queued, None)
 }
 
+/// What a rescue makes of a running job whose lease expired: queued again while it has attempts
+/// left, else `interrupted`; the error names the replica that stopped renewing the lease.
+fn rescue_verdict(owner: Option<&str>, attempts: i64, max_attempts: i64) -> (JobStatus, JobError) {
+    let owner = owner.unwrap_or("an unknown replica");
+    if attempts < max_attempts {
+        let message =
+            format!("{owner} stopped renewing the job's lease; queued again (attempt {} of {max_attempts})", attempts + 1);
+        (JobStatus::Queued, JobError { kind: "requeued".into(), message })
+    } else {
+        let message = format!("{owner} stopped renewing the job's lease (it died or lost the database)");
+        (JobStatus::Interrupted, JobError { kind: "interrupted".into(), message })
+    }
+}
+
 /// The last progress snapshot of each job among `events`, to keep `job.progress` current.
 fn latest_progress(events: &[JobEvent]) -> Vec<(JobId, Value)> {
     let mut latest: Vec<(JobId, Value)> = Vec::new();

@@ -7,8 +7,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::{JOB_COLUMNS, QUEUED_CHANNEL, append_next_event, job_from_row, notify, notify_stored};
-use crate::jobs::{Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
-use crate::store::{Claimant, Renewal, StoreError};
+use crate::jobs::{Job, JobEvent, JobId, JobStatus, PendingEvent};
+use crate::store::{Claimant, Renewal, StoreError, rescue_verdict};
 
 /// How long a queued shard waits for a replica not yet running one of its siblings before
 /// any replica may take it.
@@ -98,18 +98,8 @@ pub(super) async fn rescue_expired(pool: &PgPool) -> Result<Vec<JobEvent>, Store
     let mut events = Vec::with_capacity(expired.len());
     let mut requeued = false;
     for job in expired {
-        let owner = job.owner.as_deref().unwrap_or("an unknown replica");
-        let (status, error) = if job.attempts < job.max_attempts {
-            let message = format!(
-                "{owner} stopped renewing the job's lease; queued again (attempt {} of {})",
-                job.attempts + 1,
-                job.max_attempts
-            );
-            (JobStatus::Queued, JobError { kind: "requeued".into(), message })
-        } else {
-            let message = format!("{owner} stopped renewing the job's lease (it died or lost the database)");
-            (JobStatus::Interrupted, JobError { kind: "interrupted".into(), message })
-        };
+        let (status, error) =
+            rescue_verdict(job.owner.as_deref(), job.attempts.into(), job.max_attempts.into());
         let updated = sqlx::query(
             "update job set status = $2, \
                     finished_at = case when $2 = 'queued' then null else now() end, \

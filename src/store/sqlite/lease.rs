@@ -5,8 +5,8 @@ use chrono::Utc;
 use sqlx::SqlitePool;
 
 use super::{BEGIN_WRITE, JOB_COLUMNS, append_next_event, decode_id, encode_id, encode_json, encode_time, job_from_row, last_seq};
-use crate::jobs::{Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
-use crate::store::{Claimant, Renewal, StoreError};
+use crate::jobs::{Job, JobEvent, JobId, JobStatus, PendingEvent};
+use crate::store::{Claimant, Renewal, StoreError, rescue_verdict};
 
 /// Claims the oldest queued job.
 pub(super) async fn claim_next(writer: &SqlitePool, claimant: &Claimant) -> Result<Option<(Job, i64)>, StoreError> {
@@ -72,14 +72,7 @@ pub(super) async fn rescue_expired(writer: &SqlitePool) -> Result<Vec<JobEvent>,
     let mut events = Vec::with_capacity(expired.len());
     for (id, owner, attempts, max_attempts) in expired {
         let id = decode_id(&id)?;
-        let owner = owner.as_deref().unwrap_or("an unknown replica");
-        let (status, error) = if attempts < max_attempts {
-            let message = format!("{owner} stopped renewing the job's lease; queued again (attempt {} of {max_attempts})", attempts + 1);
-            (JobStatus::Queued, JobError { kind: "requeued".into(), message })
-        } else {
-            let message = format!("{owner} stopped renewing the job's lease (it died or lost the database)");
-            (JobStatus::Interrupted, JobError { kind: "interrupted".into(), message })
-        };
+        let (status, error) = rescue_verdict(owner.as_deref(), attempts, max_attempts);
         let requeue = status == JobStatus::Queued;
         // The single writer connection serializes this with every renewal.
         sqlx::query(
