@@ -32,9 +32,13 @@ api() {
     curl -fsS --max-time 30 "$@" "${base}${path}"
 }
 
+# The interpreter itself, found once: a version manager's `python3` shim starts several
+# processes on every call.
+python=$(python3 -c 'import sys; print(sys.executable)')
+
 # json EXPRESSION: evaluates a Python expression over the JSON document on stdin (bound to `d`).
 json() {
-    python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+    "$python" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
 
 print_machine() {
@@ -103,15 +107,19 @@ start_server() {
     die "not ready after ${READY_TIMEOUT_S} s"
 }
 
-# run_job KIND BODY OUT: launches a job, waits for it to end, stores the job's JSON in OUT.
+# run_job KIND BODY OUT: launches a job, follows its event stream until the job ends, stores the
+# job's JSON in OUT. Following the stream is one idle curl, where polling would start processes
+# every fraction of a second on the cores being measured.
 run_job() {
     local kind=$1 body=$2 out=$3 job_id status
     job_id=$(api "/experiments/$kind" -X POST -H 'Content-Type: application/json' --data "$body" | json 'd["id"]')
     while true; do
+        # The stream ends with the job; a broken one is followed again after a pause.
+        curl -sN "${base}/jobs/${job_id}/events" >/dev/null || sleep "$POLL_INTERVAL_S"
         api "/jobs/$job_id" -o "$out"
         status=$(json 'd["status"]' <"$out")
         case $status in
-            queued | running) sleep "$POLL_INTERVAL_S" ;;
+            queued | running) ;;
             succeeded) return 0 ;;
             *)
                 json 'd["error"]' <"$out" >&2

@@ -6,6 +6,7 @@
 //! own, one per core the process may use: no work stealing between threads on the hot path, and
 //! the control plane's runtime stays free.
 
+pub mod busy_poll;
 pub mod connection;
 pub mod dial;
 pub mod h2;
@@ -29,6 +30,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
+use self::busy_poll::BusyPoll;
 use self::dial::Dialer;
 use self::h2::H2Connections;
 use self::params::{FanoutParams, HttpMethod, HttpVersion, check_url};
@@ -142,7 +144,10 @@ impl Experiment for HttpFanout {
             },
         });
 
-        let mut pool = spawn_worker_threads(&fanout, workers, threads);
+        // The closed model runs as fast as answers come back; the open model keeps a schedule
+        // and would only burn the CPU its scheduler needs.
+        let busy_poll = schedule.is_none();
+        let mut pool = spawn_worker_threads(&fanout, workers, threads, busy_poll);
         if let Some(schedule) = schedule.clone() {
             let fanout = fanout.clone();
             let indices = RequestIndices::of(params.shard);
@@ -190,8 +195,14 @@ fn worker_threads(workers: usize) -> usize {
 }
 
 /// Starts the workers on `threads` current-thread runtimes, each on an OS thread of its own;
-/// worker `w` runs on thread `w mod threads`. Dropping the returned set stops them all.
-fn spawn_worker_threads(fanout: &Arc<Fanout>, workers: usize, threads: usize) -> JoinSet<Result<(), ExperimentError>> {
+/// worker `w` runs on thread `w mod threads`. With `busy_poll`, each thread polls for I/O while
+/// answers keep coming ([`BusyPoll`]). Dropping the returned set stops them all.
+fn spawn_worker_threads(
+    fanout: &Arc<Fanout>,
+    workers: usize,
+    threads: usize,
+    busy_poll: bool,
+) -> JoinSet<Result<(), ExperimentError>> {
     let mut pool = JoinSet::new();
     for thread in 0..threads {
         let fanout = fanout.clone();
@@ -199,16 +210,26 @@ fn spawn_worker_threads(fanout: &Arc<Fanout>, workers: usize, threads: usize) ->
         pool.spawn(async move {
             let ran = run_on_own_thread(&name, move |stop| {
                 run_tokio(tokio::runtime::Builder::new_current_thread(), stop, async move {
+                    let poll = busy_poll.then(|| Arc::new(BusyPoll::default()));
                     let mut local = JoinSet::new();
                     for worker in (thread..workers).step_by(threads) {
-                        local.spawn(run_worker(fanout.clone(), worker));
+                        local.spawn(run_worker(fanout.clone(), worker, poll.clone()));
                     }
-                    while let Some(joined) = local.join_next().await {
-                        if let Err(error) = joined {
-                            return Err(ExperimentError::Internal(format!("a fan-out worker failed: {error}")));
+                    let all_finished = async move {
+                        while let Some(joined) = local.join_next().await {
+                            if let Err(error) = joined {
+                                return Err(ExperimentError::Internal(format!("a fan-out worker failed: {error}")));
+                            }
                         }
+                        Ok(())
+                    };
+                    match poll {
+                        Some(poll) => tokio::select! {
+                            finished = all_finished => finished,
+                            () = poll.spin() => unreachable!("the spinner never ends"),
+                        },
+                        None => all_finished.await,
                     }
-                    Ok(())
                 })
             })
             .await;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::busy_poll::BusyPoll;
 use super::connection::{FailureKind, Response};
 use super::dial::Dialer;
 use super::h2::{H2Connections, Route};
@@ -103,8 +104,8 @@ pub enum Transport {
     Http2(H2Connections),
 }
 
-/// Sends requests until the feed runs dry.
-pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
+/// Sends requests until the feed runs dry, telling `busy_poll` (its thread's) of each finished one.
+pub async fn run_worker(fanout: Arc<Fanout>, worker: usize, busy_poll: Option<Arc<BusyPoll>>) {
     let mut connection: Option<Connection> = None;
     // Request bytes whose path carries the request's number are written here, reused.
     let mut scratch = Vec::new();
@@ -125,6 +126,9 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize) {
             () = request_timer.expired(sent + fanout.request_timeout) => Err(()),
         };
         fanout.tally.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(busy_poll) = &busy_poll {
+            busy_poll.request_finished();
+        }
         match outcome {
             Ok(Ok(response)) => {
                 let finished = Instant::now();
