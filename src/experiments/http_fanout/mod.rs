@@ -4,7 +4,8 @@
 //! intended start, so a slow server cannot hide its queueing). Each connection is owned by one
 //! worker task, so `max_connections` is exact. Workers run on current-thread runtimes of their
 //! own, one per core the process may use: no work stealing between threads on the hot path, and
-//! the control plane's runtime stays free.
+//! the control plane's runtime stays free. In the closed model they busy-poll while answers
+//! keep coming ([`busy_poll`]).
 
 pub mod busy_poll;
 pub mod connection;
