@@ -4,16 +4,17 @@
 # every generator runs on CPU 1. Then the open model's rate accuracy, and each tool's peak
 # memory for 1M and 10M requests. Installs wrk, nginx and oha when missing. See bench/README.md.
 #
-# Settings (environment): SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (2: tools alternate),
+# Settings (environment): SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (2: tools alternate; 0: none, only the open model and memory),
 # OPEN_RATE (20000), MEMORY_COUNTS ("1000000 10000000"), PORT (18080), TARGET_PORT (18091),
-# NGINX_PORT (18090).
+# NGINX_PORT (18090), OPEN_CONNECTIONS (CONNECTIONS). MEMORY_COUNTS= (empty) skips the memory runs.
 set -euo pipefail
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-2}
 OPEN_RATE=${OPEN_RATE:-20000}
-MEMORY_COUNTS=${MEMORY_COUNTS:-"1000000 10000000"}
+OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-$CONNECTIONS}
+MEMORY_COUNTS=${MEMORY_COUNTS-"1000000 10000000"}
 PORT=${PORT:-18080}
 TARGET_PORT=${TARGET_PORT:-18091}
 NGINX_PORT=${NGINX_PORT:-18090}
@@ -140,6 +141,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
 done
 
+if ((ROUNDS > 0)); then
 log "summary (mean of ${ROUNDS} rounds)"
 python3 - "$results" <<'PY'
 import collections, sys
@@ -155,9 +157,10 @@ for target in sorted({t for t, _ in runs}):
     mean = lambda tool: sum(v[0] for v in runs[(target, tool)]) / len(runs[(target, tool)])
     print(f"    {target}: asynclab/oha = {mean('asynclab') / mean('oha'):.2f}x, asynclab/wrk = {mean('asynclab') / mean('wrk'):.2f}x")
 PY
+fi
 
-log "open model: ${OPEN_RATE} req/s for ${SECONDS_PER_RUN} s against nginx"
-run_job http-fanout "{\"url\":\"http://127.0.0.1:${NGINX_PORT}/\",\"rate\":${OPEN_RATE},\"duration_ms\":$((SECONDS_PER_RUN * 1000)),\"max_connections\":$CONNECTIONS}" "$workdir/open.json"
+log "open model: ${OPEN_RATE} req/s for ${SECONDS_PER_RUN} s against nginx, ${OPEN_CONNECTIONS} connections"
+run_job http-fanout "{\"url\":\"http://127.0.0.1:${NGINX_PORT}/\",\"rate\":${OPEN_RATE},\"duration_ms\":$((SECONDS_PER_RUN * 1000)),\"max_connections\":$OPEN_CONNECTIONS}" "$workdir/open.json"
 json "'    target %.0f req/s, sent %d + dropped %d of %d scheduled, achieved %.1f req/s (%.2f%% off), corrected p99 %.3f ms, service p99 %.3f ms' % (d['result']['target_rps'], d['result']['requests'], d['result']['dropped'], d['result']['requests'] + d['result']['dropped'], d['result']['achieved_rps'], abs(d['result']['achieved_rps'] - d['result']['target_rps']) / d['result']['target_rps'] * 100, d['result']['latency']['p99_ms'], d['result']['service_time']['p99_ms'])" <"$workdir/open.json"
 
 log "peak memory (RSS) against nginx"
