@@ -85,21 +85,10 @@ impl Experiment for HttpFanout {
     }
 
     fn admit(params: &Self::Params, services: &Services, errors: &mut FieldErrors) {
-        let policy = &services.outbound;
-        let targets: Vec<(String, String)> = match (&params.url, &params.urls, &params.targets) {
-            (Some(template), _, _) => vec![("url".into(), template.replace("{i}", "0"))],
-            (None, Some(urls), _) => urls.iter().enumerate().map(|(i, url)| (format!("urls[{i}]"), url.clone())).collect(),
-            (None, None, Some(targets)) => targets
-                .iter()
-                .enumerate()
-                .map(|(i, target)| (format!("targets[{i}].url"), target.url.replace("{i}", "0")))
-                .collect(),
-            (None, None, None) => Vec::new(),
-        };
-        for (field, raw) in targets {
-            if let Ok(url) = check_url(&raw)
-                && let Err(reason) = policy.check_url(&url) {
-                    errors.add(field, reason);
+        for kind in params.request_kinds() {
+            if let Ok(url) = check_url(&kind.url.replace("{i}", "0"))
+                && let Err(reason) = services.outbound.check_url(&url) {
+                    errors.add(kind.field, reason);
                 }
         }
     }

@@ -186,7 +186,38 @@ fn default_keep_alive() -> bool {
     true
 }
 
+/// One kind of request the parameters name: the `url` template, one of `urls`, or one of
+/// `targets` (which may also set its method, headers, body and weight).
+#[derive(Debug)]
+pub struct RequestKind<'a> {
+    /// Where the URL was given, for error messages: `url`, `urls[2]`, `targets[1].url`.
+    pub field: String,
+    /// The URL, `{i}` included.
+    pub url: &'a str,
+    /// The target entry, when the kind comes from `targets`.
+    pub target: Option<&'a TargetSpec>,
+}
+
 impl FanoutParams {
+    /// The kinds of request, in order: the `url` template, each of `urls`, or each of `targets`
+    /// (the first of the three given; validation allows exactly one).
+    pub fn request_kinds(&self) -> Vec<RequestKind<'_>> {
+        match (&self.url, &self.urls, &self.targets) {
+            (Some(template), _, _) => vec![RequestKind { field: "url".into(), url: template, target: None }],
+            (None, Some(urls), _) => urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| RequestKind { field: format!("urls[{i}]"), url, target: None })
+                .collect(),
+            (None, None, Some(targets)) => targets
+                .iter()
+                .enumerate()
+                .map(|(i, target)| RequestKind { field: format!("targets[{i}].url"), url: &target.url, target: Some(target) })
+                .collect(),
+            (None, None, None) => Vec::new(),
+        }
+    }
+
     /// Whether requests follow a schedule (open model) rather than answers (closed model).
     pub fn is_open_model(&self) -> bool {
         self.rate.is_some() || self.ramp.is_some()

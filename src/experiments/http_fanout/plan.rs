@@ -2,7 +2,6 @@
 //! carries, resolved once before the first request and checked against the outbound allowlist.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -81,58 +80,40 @@ pub struct FanoutPlan {
     order: Order,
 }
 
-/// A request kind before its endpoint is resolved.
-struct Spec<'a> {
-    url: &'a str,
-    method: Option<super::params::HttpMethod>,
-    headers: Option<&'a BTreeMap<String, String>>,
-    body: Option<&'a String>,
-}
-
 impl FanoutPlan {
     /// Resolves the parameters' targets through the outbound policy.
     pub async fn resolve(params: &FanoutParams, policy: &OutboundPolicy) -> Result<Self, ExperimentError> {
-        let shared = |url| Spec { url, method: None, headers: None, body: None };
-        let (specs, order): (Vec<Spec<'_>>, Order) = match (&params.url, &params.urls, &params.targets) {
-            (Some(template), _, _) => (vec![shared(template.as_str())], Order::Cycle),
-            (None, Some(urls), _) => (urls.iter().map(|url| shared(url.as_str())).collect(), Order::Cycle),
-            (None, None, Some(targets)) => {
-                let weights: Vec<u32> = targets.iter().map(|target| target.weight).collect();
-                let specs = targets
-                    .iter()
-                    .map(|target| Spec {
-                        url: &target.url,
-                        method: target.method,
-                        headers: target.headers.as_ref(),
-                        body: target.body.as_ref(),
-                    })
-                    .collect();
-                (specs, Order::Weighted(weighted_cycle(&weights)))
-            }
-            (None, None, None) => return Err(ExperimentError::Internal("no target in validated parameters".into())),
+        let kinds = params.request_kinds();
+        if kinds.is_empty() {
+            return Err(ExperimentError::Internal("no target in validated parameters".into()));
+        }
+        // Kinds from `targets` carry weights; URLs take turns.
+        let order = match kinds.iter().map(|kind| kind.target.map(|target| target.weight)).collect::<Option<Vec<u32>>>() {
+            Some(weights) => Order::Weighted(weighted_cycle(&weights)),
+            None => Order::Cycle,
         };
         let mut endpoints: Vec<Endpoint> = Vec::new();
-        let mut templates = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let url = parse(&spec.url.replace("{i}", "0"))?;
+        let mut templates = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            let url = parse(&kind.url.replace("{i}", "0"))?;
             let endpoint = endpoint_index(&mut endpoints, &url, policy).await?;
             // A template stays raw so `{i}` is not percent-encoded; a plain URL is normalized.
-            let path = match spec.url.contains("{i}") {
-                true => template_path(spec.url),
+            let path = match kind.url.contains("{i}") {
+                true => template_path(kind.url),
                 false => url[Position::BeforePath..Position::AfterQuery].to_string(),
             };
             PathAndQuery::try_from(path.replace("{i}", "0"))
                 .map_err(|error| ExperimentError::Refused(format!("url path is not valid: {error}")))?;
             let mut headers = HeaderMap::new();
-            for (name, value) in params.headers.iter().chain(spec.headers).flatten() {
+            for (name, value) in params.headers.iter().chain(kind.target.and_then(|target| target.headers.as_ref())).flatten() {
                 let name = HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| ExperimentError::Refused(format!("{name} is not a valid header name")))?;
                 let value = HeaderValue::from_str(value)
                     .map_err(|_| ExperimentError::Refused(format!("the value of {name} is not a valid header value")))?;
                 headers.insert(name, value);
             }
-            let method = spec.method.unwrap_or(params.method).to_http();
-            let body = spec.body.or(params.body.as_ref()).map_or_else(Bytes::new, |body| Bytes::from(body.clone()));
+            let method = kind.target.and_then(|target| target.method).unwrap_or(params.method).to_http();
+            let body = kind.target.and_then(|target| target.body.as_ref()).or(params.body.as_ref()).map_or_else(Bytes::new, |body| Bytes::from(body.clone()));
             let http1 = EncodedRequest::new(&RequestParts {
                 method: &method,
                 path: &path,
