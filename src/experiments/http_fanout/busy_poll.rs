@@ -35,7 +35,8 @@ impl BusyPoll {
     }
 
     /// Whether the spinner is waiting for a request to finish.
-    pub fn is_asleep(&self) -> bool {
+    #[cfg(test)]
+    fn is_asleep(&self) -> bool {
         self.asleep.load(Ordering::Relaxed)
     }
 
