@@ -1,43 +1,12 @@
-//! Every setting: command-line flags with `ASYNCLAB_*` environment fallbacks, their defaults,
-//! and the subcommands.
+//! Every setting of the control plane: command-line flags with `ASYNCLAB_*` environment
+//! fallbacks and their defaults. The subcommands that use them are assembled in `cli`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use secrecy::SecretString;
-
-/// asynclab: async I/O experiments as an HTTP service.
-#[derive(Debug, Parser)]
-#[command(name = "asynclab", version, about, args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    /// What to do; `serve` when omitted.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Settings for `serve` when the subcommand is omitted.
-    #[command(flatten)]
-    pub serve: ServeConfig,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant, reason = "parsed once at start-up, never moved around")]
-pub enum Command {
-    /// Run the control plane (the default).
-    Serve(ServeConfig),
-    /// Print the OpenAPI document (the committed openapi/openapi.json is its output).
-    Openapi,
-    /// Launch an experiment on a server, follow it, print its report. Exit code: 0 succeeded,
-    /// 1 failed, 2 thresholds missed, 3 cancelled (also on --timeout or Ctrl-C), 4 usage or
-    /// connection error.
-    Run(crate::client::RunArgs),
-    /// Run only the built-in load target: the HTTP endpoints and a TCP echo server.
-    Target(crate::targets::standalone::TargetConfig),
-    /// The built-in child program of the `subprocess` experiment.
-    #[command(hide = true)]
-    Child(crate::child::ChildArgs),
-}
 
 /// Settings of the control plane.
 #[derive(Debug, Clone, Args)]
@@ -237,12 +206,6 @@ pub fn redacted_url(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn replica_ids_are_checked() {

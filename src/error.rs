@@ -1,4 +1,6 @@
-//! API errors as RFC 9457 problem+json, and extractors whose rejections take the same shape.
+//! HTTP errors as RFC 9457 problem+json, and extractors whose rejections take the same shape:
+//! the vocabulary the API and the built-in target answer errors in. It names no other layer;
+//! the API maps lower-layer errors into it at its edge (`api::store_error`).
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -59,29 +61,9 @@ pub enum ApiError {
 /// When a client refused with `503` (store unreachable, server restarting) may try again.
 const UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
 
-impl From<anyhow::Error> for ApiError {
-    /// A store that cannot be reached (connection lost, pool exhausted or closed, the database
-    /// shutting down) is `503` with `Retry-After`: the pool reconnects by itself. Anything else
-    /// is an internal error.
-    fn from(error: anyhow::Error) -> Self {
-        if is_store_unreachable(&error) {
-            tracing::warn!(error = format!("{error:#}"), "the job store is unreachable");
-            ApiError::Unavailable("the job store is unreachable; retry shortly".into())
-        } else {
-            ApiError::Internal(error)
-        }
-    }
-}
-
-/// Whether `error` says the database could not be reached, rather than that a query was wrong.
-fn is_store_unreachable(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)) => true,
-        // admin_shutdown, crash_shutdown, cannot_connect_now: the server is going away or not up yet.
-        Some(sqlx::Error::Database(database)) => matches!(database.code().as_deref(), Some("57P01" | "57P02" | "57P03")),
-        _ => false,
-    })
-}
+/// The largest request body accepted (launch parameters are small; 1 MiB leaves room for long URL
+/// lists): the API's body limit, and the size [`JsonBody`] names when it refuses a larger one.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -220,7 +202,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(crate::api::MAX_BODY_BYTES as u64)
+                ApiError::PayloadTooLarge(MAX_BODY_BYTES as u64)
             } else {
                 ApiError::bad_request("body", rejection.body_text())
             }
@@ -284,22 +266,4 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AppQuer
 
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unreachable_store_is_503_with_retry_after_and_other_failures_are_500() {
-        for lost in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed, sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())] {
-            let error = ApiError::from(anyhow::Error::new(lost).context("cannot read the job"));
-            assert!(matches!(error, ApiError::Unavailable(_)), "{error:?}");
-            let response = error.into_response();
-            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-        }
-        let bug = ApiError::from(anyhow::Error::new(sqlx::Error::RowNotFound));
-        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    }
 }

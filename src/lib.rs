@@ -2,20 +2,41 @@
 //!
 //! A `POST /experiments/{kind}` validates parameters and records a queued job; the runner
 //! claims it, runs the experiment as a tracked task and streams its events (stored first, then
-//! broadcast) to SSE clients; the result lands in the job store.
+//! broadcast) to SSE clients; the result lands in the job store (PostgreSQL, or an embedded
+//! SQLite file when no `DATABASE_URL` is set).
 //!
-//! # Layout
-//! - [`config`]: every setting (flags with environment fallbacks) and the subcommands.
+//! # Layers
+//!
+//! Each line is a layer; a module imports only from the lines below its own (modules on one line
+//! do not import each other). The test `layers` in `tests/api/layers.rs` reads this map and
+//! fails on an import that points up or sideways, or on a module missing from the map.
+//!
+//! ```text
+//! startup, cli    the top: config -> store -> services -> event bus -> registry -> runner -> router
+//! api             HTTP: routes, state, SSE, dashboard, OpenAPI; maps store errors to problem+json
+//! experiments     the kinds, each one `Experiment` impl plus a registry line; the runner's `Registry`
+//! jobs            the engine: runner, event bus, job context, start-up repair; runs any `JobKinds`
+//! services        what experiments use: outbound policy, target databases, Redis, SFTP, S3, programs
+//! targets         the built-in load target: HTTP, echo, in-process SFTP and S3 servers
+//! meters          the Prometheus measurements
+//! store           persistence of jobs and events, and the job records (ids, statuses, events)
+//! error           problem+json errors and the extractors that produce them
+//! config, client, child, outbound, tls, stats, validation, telemetry    leaves
+//! ```
+//!
+//! # Modules
 //! - [`startup`]: builds the application and runs it until shutdown.
-//! - [`state`]: the shared state handlers and experiments use.
-//! - [`dependencies`]: the external services experiments use (target databases, Redis).
-//! - [`api`]: HTTP routes, one module per resource, and the OpenAPI document.
-//! - [`error`]: problem+json errors and the extractors that produce them.
-//! - [`jobs`]: job types, the runner, the job context, the event bus, start-up repair.
-//! - [`meters`]: the Prometheus measurements `GET /metrics` renders.
-//! - [`store`]: the `JobStore` trait and its PostgreSQL implementation.
+//! - [`cli`]: the command line and its subcommands.
+//! - [`api`]: HTTP routes, one module per resource, the handlers' shared state, the OpenAPI
+//!   document.
 //! - [`experiments`]: the `Experiment` trait, the registry, one module per kind.
+//! - [`jobs`]: the runner, the job context, the event bus, start-up repair, the `JobKinds` it runs.
+//! - [`services`]: the services experiments use, built once, checked by `/readyz`, closed at shutdown.
 //! - [`targets`]: the built-in load target.
+//! - [`meters`]: the Prometheus measurements `GET /metrics` renders.
+//! - [`store`]: the `JobStore` trait, its PostgreSQL and SQLite implementations, the job records.
+//! - [`error`]: problem+json errors and the extractors that produce them.
+//! - [`config`]: every setting of the control plane (flags with environment fallbacks).
 //! - [`client`]: the `asynclab run` client CI scripts use.
 //! - [`child`]: the built-in child program the `subprocess` experiment runs.
 //! - [`outbound`]: where experiments may connect.
@@ -24,16 +45,16 @@
 
 pub mod api;
 pub mod child;
+pub mod cli;
 pub mod client;
 pub mod config;
-pub mod dependencies;
 pub mod error;
 pub mod experiments;
 pub mod jobs;
 pub mod meters;
 pub mod outbound;
+pub mod services;
 pub mod startup;
-pub mod state;
 pub mod stats;
 pub mod store;
 pub mod targets;

@@ -1,7 +1,7 @@
 //! The `asynclab` binary: parses the command line and dispatches the subcommand.
 
 use anyhow::Context;
-use asynclab::config::{Cli, Command};
+use asynclab::cli::{Cli, Command};
 use asynclab::startup::{Application, shutdown_signal};
 use clap::Parser;
 

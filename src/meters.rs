@@ -9,7 +9,7 @@ use std::time::Duration;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, with_local_recorder};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::jobs::JobStatus;
+use crate::store::JobStatus;
 
 const JOBS_FINISHED: &str = "asynclab_jobs_finished_total";
 const JOBS_RUNNING: &str = "asynclab_jobs_running";

@@ -1,6 +1,7 @@
-//! Building the application (store, bus, runner, listener) and running it until a shutdown
-//! signal, then stopping in order: refuse new jobs, interrupt running ones and record that,
-//! close event streams, flush events, close the pools (the store's, then the experiments' dependencies).
+//! The top of the layers: building the application (config -> store -> services -> event bus ->
+//! the experiment registry and the runner -> router and listener) and running it until a
+//! shutdown signal, then stopping in order: refuse new jobs, interrupt running ones and record
+//! that, close event streams, flush events, close the pools (the store's, then the services').
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,18 +14,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::limits::{ClientAddress, LaunchLimiter, Limits, SubscriberLimit};
+use crate::api::state::AppState;
 use crate::config::ServeConfig;
+use crate::experiments::Registry;
 use crate::jobs::events::EventBus;
 use crate::jobs::recovery;
 use crate::jobs::runner::Runner;
-use crate::experiments::s3::target::S3Target;
-use crate::experiments::subprocess::allowlist::ProgramAllowlist;
-use crate::outbound::OutboundPolicy;
-use crate::state::{AppState, Services};
+use crate::services::Services;
 use crate::store::{Claimant, StoreLocation};
 use crate::targets::TargetStats;
 use crate::targets::listener::CountingListener;
-use crate::tls::TrustedRoots;
 
 /// A built application with its listener bound (port 0 picks a free port).
 pub struct Application {
@@ -53,32 +52,15 @@ impl Application {
         recovery::repair(store.as_ref(), &claimant.replica).await.context("cannot repair jobs left running")?;
 
         let stopping = CancellationToken::new();
-        let meters = crate::meters::Meters::new();
-        let bus = EventBus::start(store.clone(), claimant.replica.clone(), &TaskTracker::new(), stopping.clone(), meters.clone());
-        let dependencies = crate::dependencies::build(&config).await?;
-        let outbound = OutboundPolicy::new(config.allow_hosts.clone());
-        let s3 = S3Target::build(&config, &outbound).await.context("cannot set up the s3 experiment's endpoint")?;
-        let tls_roots = TrustedRoots::load(config.tls_ca_file.as_deref()).context("cannot load ASYNCLAB_TLS_CA_FILE")?;
-        let services = Arc::new(Services {
-            outbound,
-            tls_roots,
-            meters,
-            s3: Some(s3),
-            pg_target: dependencies.pg_target,
-            mysql_target: dependencies.mysql_target,
-            redis: dependencies.redis,
-            programs: ProgramAllowlist::resolve(&config.allow_programs, config.child_exe.as_deref()),
-            sftp: Some(
-                crate::experiments::sftp::target::SftpTarget::from_config(&config)
-                    .await
-                    .context("cannot set up the sftp experiment's server")?,
-            ),
-        });
+        let services = Arc::new(Services::build(&config).await?);
+        let bus =
+            EventBus::start(store.clone(), claimant.replica.clone(), &TaskTracker::new(), stopping.clone(), services.meters.clone());
         let runner = Runner::new(
             store.clone(),
             claimant,
             bus.clone(),
             services.clone(),
+            Arc::new(Registry),
             config.max_running_jobs as usize,
             config.data_dir.clone(),
             stopping.child_token(),

@@ -18,7 +18,7 @@ use utoipa::IntoParams;
 use crate::error::{ApiError, AppPath, AppQuery, Problem};
 use crate::jobs::events::Live;
 use crate::jobs::{JobEvent, JobId, JobStatus};
-use crate::state::AppState;
+use crate::api::state::AppState;
 
 /// Comment lines keep idle streams open through proxies.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

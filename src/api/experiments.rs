@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, AppPath, AppQuery, JsonBody};
 use crate::experiments::{self, Availability, ExperimentEntry};
-use crate::state::AppState;
+use crate::api::state::AppState;
 use crate::store::NewJob;
 
 /// The header that makes a launch idempotent.

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::error::{Problem, problem_body};
 use crate::validation::FieldError;
-use crate::state::AppState;
+use crate::api::state::AppState;
 
 /// How long readiness waits for the store.
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -68,7 +68,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .filter(|(_, state)| *state != "ok")
         .map(|(name, state)| FieldError { field: name.clone(), reason: state.clone() })
         .collect();
-    for (name, dependency) in state.services.dependency_checks().await {
+    for (name, dependency) in state.services.readiness().await {
         checks.insert(name.to_string(), dependency);
     }
     if failing.is_empty() {

@@ -11,7 +11,7 @@ use crate::error::{ApiError, AppPath, AppQuery, Problem};
 use crate::jobs::runner::CancelOutcome;
 use crate::jobs::{Job, JobId, JobStatus};
 use uuid::Uuid;
-use crate::state::AppState;
+use crate::api::state::AppState;
 use crate::store::JobQuery;
 
 /// Jobs per page when the caller does not say.

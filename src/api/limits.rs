@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::jobs::JobId;
-use crate::state::AppState;
+use crate::api::state::AppState;
 use crate::targets::listener::CountingListener;
 
 /// Clients remembered by the launch limiter; past it, full buckets are forgotten first (a full

@@ -9,6 +9,8 @@ pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod state;
+pub mod store_error;
 pub mod ui;
 
 use axum::Router;
@@ -24,11 +26,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiError;
-use crate::state::AppState;
-
-/// The largest request body accepted (launch parameters are small; 1 MiB leaves room for long URL lists).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+use crate::error::{ApiError, MAX_BODY_BYTES};
+use state::AppState;
 
 fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::error::{ApiError, AppPath};
-use crate::state::AppState;
+use crate::api::state::AppState;
 
 /// The policy of every dashboard response: this origin's files only.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \

@@ -27,7 +27,8 @@ use utoipa::openapi::{RefOr, Schema};
 
 use crate::jobs::JobError;
 use crate::jobs::context::JobContext;
-use crate::state::Services;
+use crate::jobs::kind::{JobKinds, RunFailure, RunFuture};
+use crate::services::Services;
 use crate::validation::{FieldErrors, Validate};
 
 /// One kind of experiment.
@@ -232,4 +233,20 @@ pub fn registry() -> &'static [ExperimentEntry] {
 /// The entry for `kind`, if there is such a kind.
 pub fn find(kind: &str) -> Option<&'static ExperimentEntry> {
     registry().iter().find(|entry| entry.kind == kind)
+}
+
+/// The registry as the runner sees it: every kind by name, its failures recorded as job errors.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Registry;
+
+impl JobKinds for Registry {
+    fn start(&self, kind: &str, ctx: JobContext, params: Value) -> Option<RunFuture> {
+        let run = (find(kind)?.run)(ctx, params);
+        Some(
+            async move {
+                run.await.map_err(|error| RunFailure { report: error.report().cloned(), error: error.to_job_error() })
+            }
+            .boxed(),
+        )
+    }
 }

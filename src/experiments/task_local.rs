@@ -148,8 +148,8 @@ pub struct TaskLocalProgress {
 impl Experiment for TaskLocal {
     const KIND: &'static str = "task-local";
     const SUMMARY: &'static str =
-        "task_local! isolation per task;
-    const RESTARTABLE: bool = true; what spawn does not inherit (task-locals, tracing spans) and how scope/instrument propagate them";
+        "task_local! isolation per task, what spawn does not inherit (task-locals, tracing spans) and how scope/instrument propagate them";
+    const RESTARTABLE: bool = true;
     type Params = TaskLocalParams;
     type Report = TaskLocalReport;
 

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::events::EventBus;
 use super::{EventKind, Job, JobId, PendingEvent};
-use crate::state::Services;
+use crate::services::Services;
 use crate::store::{JobQuery, JobStore, NewJob, StoreError};
 
 /// The shortest gap between two published progress snapshots of one job.

@@ -18,9 +18,9 @@ use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use super::context::{ContextParts, JobContext, PROGRESS_INTERVAL};
 use super::events::EventBus;
+use super::kind::{JobKinds, RunFuture};
 use super::{EventKind, Job, JobError, JobId, JobStatus, PendingEvent};
-use crate::experiments::{self, ExperimentEntry};
-use crate::state::Services;
+use crate::services::Services;
 use crate::store::{Claimant, Finish, JobStore};
 
 /// How often the dispatcher looks for queued jobs when nobody woke it (jobs inserted by another
@@ -43,6 +43,8 @@ struct Inner {
     claimant: Claimant,
     bus: EventBus,
     services: Arc<Services>,
+    /// The kinds this runner can run.
+    kinds: Arc<dyn JobKinds>,
     /// One permit per job allowed to run at once (`max_running_jobs`).
     slots: Arc<Semaphore>,
     /// The dispatcher, every job and every experiment task.
@@ -96,12 +98,15 @@ impl Outcome {
 }
 
 impl Runner {
-    /// A runner allowing `max_running` jobs at once, claiming as `claimant`; `root` stops them all.
+    /// A runner of `kinds` allowing `max_running` jobs at once, claiming as `claimant`; `root`
+    /// stops them all.
+    #[allow(clippy::too_many_arguments, reason = "each is one of the runner's collaborators, given once at start-up")]
     pub fn new(
         store: Arc<dyn JobStore>,
         claimant: Claimant,
         bus: EventBus,
         services: Arc<Services>,
+        kinds: Arc<dyn JobKinds>,
         max_running: usize,
         data_dir: PathBuf,
         root: CancellationToken,
@@ -112,6 +117,7 @@ impl Runner {
                 claimant,
                 bus,
                 services,
+                kinds,
                 slots: Arc::new(Semaphore::new(max_running)),
                 tracker: TaskTracker::new(),
                 root,
@@ -284,12 +290,13 @@ impl Inner {
             cleanups: self.tracker.clone(),
             slot,
         });
-        let outcome = match (experiments::find(&job.kind), tokio::fs::create_dir_all(&sandbox).await) {
+        let run = self.kinds.start(&job.kind, ctx.clone(), job.params);
+        let outcome = match (run, tokio::fs::create_dir_all(&sandbox).await) {
             (None, _) => Outcome::failed("unknown_kind", format!("no experiment kind {:?} in this build", job.kind)),
             (_, Err(error)) => Outcome::failed("sandbox", format!("cannot create the job directory: {error}")),
-            (Some(entry), Ok(())) => {
+            (Some(run), Ok(())) => {
                 let timeout = Duration::from_millis(job.timeout_ms);
-                self.execute(entry, &ctx, job.params, timeout, &token, &cancel_requested).await
+                self.execute(run, &ctx, timeout, &token, &cancel_requested).await
             }
         };
         if let Err(error) = tokio::fs::remove_dir_all(&sandbox).await
@@ -316,14 +323,13 @@ impl Inner {
     /// token fires or the time limit passes.
     async fn execute(
         &self,
-        entry: &ExperimentEntry,
+        run: RunFuture,
         ctx: &JobContext,
-        params: Value,
         timeout: Duration,
         token: &CancellationToken,
         cancel_requested: &AtomicBool,
     ) -> Outcome {
-        let mut experiment = AbortOnDropHandle::new(self.tracker.spawn((entry.run)(ctx.clone(), params)));
+        let mut experiment = AbortOnDropHandle::new(self.tracker.spawn(run));
         let deadline = sleep(timeout);
         tokio::pin!(deadline);
         let mut progress_timer = interval(PROGRESS_INTERVAL);
@@ -333,11 +339,7 @@ impl Inner {
                 joined = &mut experiment => {
                     return match joined {
                         Ok(Ok(report)) => Outcome { status: JobStatus::Succeeded, result: Some(report), error: None },
-                        Ok(Err(error)) => Outcome {
-                            status: JobStatus::Failed,
-                            result: error.report().cloned(),
-                            error: Some(error.to_job_error()),
-                        },
+                        Ok(Err(failure)) => Outcome { status: JobStatus::Failed, result: failure.report, error: Some(failure.error) },
                         Err(join_error) if join_error.is_panic() => {
                             Outcome::failed("panic", format!("the experiment panicked: {}", panic_message(join_error.into_panic())))
                         }

@@ -3,6 +3,7 @@
 //! database is configured.
 
 pub mod postgres;
+pub mod records;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::jobs::{Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
+pub use records::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 /// What a store operation can fail with. Its text is for logs only, never for API callers.
 pub type StoreError = anyhow::Error;
@@ -255,7 +256,7 @@ fn rescue_verdict(owner: Option<&str>, attempts: i64, max_attempts: i64) -> (Job
 /// The last progress snapshot of each job among `events`, to keep `job.progress` current.
 fn latest_progress(events: &[JobEvent]) -> Vec<(JobId, Value)> {
     let mut latest: Vec<(JobId, Value)> = Vec::new();
-    for event in events.iter().filter(|event| event.kind == crate::jobs::EventKind::Progress) {
+    for event in events.iter().filter(|event| event.kind == EventKind::Progress) {
         match latest.iter_mut().find(|(job_id, _)| *job_id == event.job_id) {
             Some(slot) => slot.1 = event.data.clone(),
             None => latest.push((event.job_id, event.data.clone())),

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use asynclab::config::{Cli, ServeConfig};
+use asynclab::api::state::AppState;
+use asynclab::cli::Cli;
+use asynclab::config::ServeConfig;
 use asynclab::startup::Application;
-use asynclab::state::AppState;
 use asynclab::store::{JobStore, StoreLocation};
 use asynclab::targets::listener::CountingListener;
 use asynclab::targets::tls_listener::TlsListener;

@@ -17,6 +17,7 @@ mod fanout;
 mod fanout_load;
 mod fanout_requests;
 mod idempotency;
+mod layers;
 mod lab_services;
 mod lifecycle;
 mod limits;

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use asynclab::experiments::s3::target::S3Target;
+use asynclab::services::s3::S3Target;
 use asynclab::targets::s3::S3Endpoint;
 use serde_json::{Value, json};
 

@@ -26,7 +26,7 @@ use self::workload::{Tally, Workload, WorkloadOutcome};
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Experiment, ExperimentError};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
-use crate::state::Services;
+use crate::services::Services;
 use crate::stats::{LatencySummary, millis};
 use crate::validation::FieldErrors;
 
@@ -98,8 +98,8 @@ pub struct OffloadProgress {
 impl Experiment for BlockingOffload {
     const KIND: &'static str = "blocking-offload";
     const SUMMARY: &'static str =
-        "blocking calls inline vs spawn_blocking vs spawn_blocking + semaphore;
-    const RESTARTABLE: bool = true; a 1 ms heartbeat shows runtime starvation";
+        "blocking calls inline vs spawn_blocking vs spawn_blocking + semaphore, with a 1 ms heartbeat that shows runtime starvation";
+    const RESTARTABLE: bool = true;
     type Params = BlockingOffloadParams;
     type Report = BlockingOffloadReport;
 

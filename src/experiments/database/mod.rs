@@ -34,7 +34,7 @@ use target::TargetPool;
 
 use super::{Availability, Experiment, ExperimentError};
 use crate::jobs::context::JobContext;
-use crate::state::Services;
+use crate::services::Services;
 use crate::stats::millis;
 use crate::validation::FieldErrors;
 

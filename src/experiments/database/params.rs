@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::state::Services;
+use crate::services::Services;
 use crate::validation::{FieldErrors, Validate};
 
 /// The most rows one run may insert.

@@ -82,7 +82,7 @@ macro_rules! with_connection {
 
 impl TargetPool {
     /// The pool of `target`, when this server has one.
-    pub fn of(target: DbTarget, services: &crate::state::Services) -> Option<TargetPool> {
+    pub fn of(target: DbTarget, services: &crate::services::Services) -> Option<TargetPool> {
         let pool = match target {
             DbTarget::Postgres => services.pg_target.clone().map(DialectPool::Postgres),
             DbTarget::Mysql => services.mysql_target.clone().map(DialectPool::Mysql),

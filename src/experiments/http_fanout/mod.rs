@@ -45,7 +45,7 @@ use self::worker::{Arrival, Fanout, Feed, Transport, run_worker};
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Experiment, ExperimentError};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
-use crate::state::Services;
+use crate::services::Services;
 use crate::validation::FieldErrors;
 
 /// The experiment.

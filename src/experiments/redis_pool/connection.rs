@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::resp::{MalformedReply, Reply, encode, parse};
-use crate::dependencies::{REDIS_CONNECT_TIMEOUT, RedisTarget};
+use crate::services::dependencies::{REDIS_CONNECT_TIMEOUT, RedisTarget};
 use crate::experiments::ExperimentError;
 
 /// Bytes a read asks the socket for at least: many replies of a pipeline at once.

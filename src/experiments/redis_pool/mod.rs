@@ -43,7 +43,7 @@ use workload::{Counters, Plan, Tally};
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Availability, Experiment, ExperimentError};
 use crate::jobs::context::JobContext;
-use crate::state::Services;
+use crate::services::Services;
 use crate::stats::{LatencySummary, millis};
 
 /// The name of the thread the workload runs on.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::connection::{Connection, RedisServer};
 use super::params::{Op, RedisParams};
 use super::pool::LabPool;
-use crate::dependencies::REDIS_COMMAND_TIMEOUT;
+use crate::services::dependencies::REDIS_COMMAND_TIMEOUT;
 use crate::experiments::ExperimentError;
 use crate::stats::latency_histogram;
 

@@ -19,7 +19,7 @@
 //! the error is returned. Objects already complete when a run is cancelled stay.
 //!
 //! The run's objects live under `{prefix}{job id}/`; the target is built once at start-up
-//! ([`target::S3Target`]): the configured endpoint or the in-process one.
+//! ([`crate::services::s3::S3Target`]): the configured endpoint or the in-process one.
 
 mod digest;
 mod params;
@@ -41,7 +41,7 @@ use transfer::{Counters, Transfer};
 
 use super::{Availability, Experiment, ExperimentError};
 use crate::jobs::context::JobContext;
-use crate::state::Services;
+use crate::services::Services;
 
 /// The experiment.
 pub struct S3;

@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::params::S3Params;
-use super::target::{S3Target, classify};
+use super::target::classify;
+use crate::services::s3::S3Target;
 use super::transfer::Transfer;
 use crate::experiments::ExperimentError;
 use crate::jobs::context::JobContext;

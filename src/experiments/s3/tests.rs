@@ -8,17 +8,24 @@ use std::time::Duration;
 use clap::Parser;
 use tokio::sync::Semaphore;
 
-use super::target::S3Target;
 use super::transfer::{Counters, Transfer};
-use crate::config::Cli;
+use crate::config::ServeConfig;
 use crate::outbound::OutboundPolicy;
+use crate::services::s3::S3Target;
 
 const MIB: u64 = 1 << 20;
+
+/// The control plane's settings alone, parsed like the command line does.
+#[derive(Parser)]
+struct ServeArgs {
+    #[command(flatten)]
+    serve: ServeConfig,
+}
 
 #[tokio::test]
 async fn a_dropped_multipart_upload_is_aborted() {
     let data_dir = std::env::temp_dir().join(format!("asynclab-s3-unit-{}", uuid::Uuid::new_v4().simple()));
-    let config = Cli::try_parse_from(["asynclab", "--data-dir", &data_dir.display().to_string()]).unwrap().serve;
+    let config = ServeArgs::try_parse_from(["asynclab", "--data-dir", &data_dir.display().to_string()]).unwrap().serve;
     let target = S3Target::build(&config, &OutboundPolicy::default()).await.unwrap();
     target.client.create_bucket().bucket("unit").send().await.unwrap();
     let transfer = Transfer {

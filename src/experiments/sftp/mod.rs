@@ -22,7 +22,7 @@ use self::params::{Direction, SftpParams};
 use self::transfer::{LOCAL_IO_BYTES, Pipelining, checksum_local, download, generate_local, upload};
 use super::{Availability, Experiment, ExperimentError};
 use crate::jobs::context::JobContext;
-use crate::state::Services;
+use crate::services::Services;
 use crate::stats::{LatencySummary, latency_histogram, millis};
 
 /// The experiment.
@@ -97,7 +97,7 @@ impl Experiment for Sftp {
 
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
         let target = ctx.services().sftp.clone().ok_or_else(|| ExperimentError::Unavailable("no SFTP target".into()))?;
-        let connection = target.connect().await?;
+        let connection = target::connect(&target).await?;
         let sftp = connection.sftp.clone();
         let host_key = connection.host_key.clone();
         let run_dir = remote_run_dir(&target.base_dir, params.remote_dir.as_deref(), &ctx.job_id().to_string());

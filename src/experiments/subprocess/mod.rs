@@ -4,7 +4,6 @@
 //! the job's sandbox as their directory; dropping the run kills them (`kill_on_drop`), and the
 //! kernel kills them if the server itself dies (`PR_SET_PDEATHSIG`).
 
-pub mod allowlist;
 pub mod output;
 pub mod params;
 pub mod process;
@@ -18,13 +17,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
-use self::allowlist::{AllowedProgram, CHILD_PROGRAM};
 use self::output::{OutputCaps, OutputLine};
 use self::params::{ProcessSpec, SubprocessParams};
 use self::process::{AliveGauge, ProcessOutcome, ProcessReport, ProcessSettings, run_process};
 use super::{Availability, Experiment, ExperimentError};
 use crate::jobs::context::JobContext;
-use crate::state::Services;
+use crate::services::programs::{AllowedProgram, CHILD_PROGRAM};
+use crate::services::Services;
 use crate::stats::millis;
 use crate::validation::FieldErrors;
 

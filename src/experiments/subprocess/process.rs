@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use utoipa::ToSchema;
 
-use super::allowlist::AllowedProgram;
+use crate::services::programs::AllowedProgram;
 use super::output::{OutputCaps, StreamName, StreamReport, read_lines};
 use super::params::ProcessSpec;
 use super::{ProcessTransition, RunEvent};

@@ -1,7 +1,7 @@
 //! Unit tests of the process runner with real programs from /usr/bin or /bin.
 
 use super::*;
-use crate::experiments::subprocess::allowlist::ProgramAllowlist;
+use crate::services::programs::ProgramAllowlist;
 use crate::experiments::subprocess::output::StreamName;
 
 fn allowed(name: &str) -> AllowedProgram {

@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::{JOB_COLUMNS, QUEUED_CHANNEL, append_next_event, job_from_row, notify, notify_stored};
-use crate::jobs::{Job, JobEvent, JobId, JobStatus, PendingEvent};
+use crate::store::{Job, JobEvent, JobId, JobStatus, PendingEvent};
 use crate::store::{Claimant, Renewal, StoreError, rescue_verdict};
 
 /// How long a queued shard waits for a replica not yet running one of its siblings before

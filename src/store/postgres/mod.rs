@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, StoreError, StoreSignal, queued_event};
-use crate::jobs::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
+use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
                            created_at, started_at, finished_at, owner, parent_id, attempts";

@@ -5,7 +5,7 @@ use chrono::Utc;
 use sqlx::SqlitePool;
 
 use super::{BEGIN_WRITE, JOB_COLUMNS, append_next_event, decode_id, encode_id, encode_json, encode_time, job_from_row, last_seq};
-use crate::jobs::{Job, JobEvent, JobId, JobStatus, PendingEvent};
+use crate::store::{Job, JobEvent, JobId, JobStatus, PendingEvent};
 use crate::store::{Claimant, Renewal, StoreError, rescue_verdict};
 
 /// Claims the oldest queued job.

@@ -1,20 +1,25 @@
-//! Application state shared by every request handler: the store, the event bus, the runner and
-//! the shared clients, built once at start-up and cheap to clone.
+//! The services experiments use, in one place: the outbound policy and trusted roots, the
+//! allowlisted programs, the target databases, Redis, the SFTP server and the S3 endpoint, and
+//! the server's measurements. [`Services::build`] makes them once from the configuration,
+//! [`Services::readiness`] checks the ones that can be unreachable, [`Services::close`] closes
+//! them at shutdown.
 
-use std::sync::Arc;
+pub mod dependencies;
+pub mod programs;
+pub mod s3;
+pub mod sftp;
 
+use anyhow::Context;
 use fred::prelude::ClientLike;
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
 use crate::config::ServeConfig;
-use crate::dependencies::{self, RedisTarget};
-use crate::jobs::events::EventBus;
-use crate::jobs::runner::Runner;
+use crate::meters::Meters;
 use crate::outbound::OutboundPolicy;
-use crate::store::JobStore;
-use crate::targets::TargetStats;
+use crate::tls::TrustedRoots;
+use dependencies::RedisTarget;
+use programs::ProgramAllowlist;
+use s3::S3Target;
+use sftp::SftpTarget;
 
 /// Clients and policies experiments share, built once.
 #[derive(Debug, Default)]
@@ -22,7 +27,7 @@ pub struct Services {
     /// Where experiments may connect.
     pub outbound: OutboundPolicy,
     /// The CAs `https` targets are checked against.
-    pub tls_roots: crate::tls::TrustedRoots,
+    pub tls_roots: TrustedRoots,
     /// The `database` experiment's PostgreSQL target (`ASYNCLAB_PG_TARGET_URL`), when configured.
     pub pg_target: Option<sqlx::PgPool>,
     /// The `database` experiment's MySQL target (`ASYNCLAB_MYSQL_TARGET_URL`), when configured.
@@ -30,19 +35,54 @@ pub struct Services {
     /// The `redis` experiment's Redis (`REDIS_URL`), when configured.
     pub redis: Option<RedisTarget>,
     /// The programs the `subprocess` experiment may run (`ASYNCLAB_ALLOW_PROGRAMS`), resolved.
-    pub programs: crate::experiments::subprocess::allowlist::ProgramAllowlist,
+    pub programs: ProgramAllowlist,
     /// The `sftp` experiment's server: `ASYNCLAB_SFTP_URL`, or the in-process one.
-    pub sftp: Option<crate::experiments::sftp::target::SftpTarget>,
+    pub sftp: Option<SftpTarget>,
     /// The `s3` experiment's endpoint and client: `AWS_ENDPOINT_URL_S3`, or the in-process one.
-    pub s3: Option<crate::experiments::s3::target::S3Target>,
+    pub s3: Option<S3Target>,
     /// The server's Prometheus measurements (the runner, the event writer and experiments add to them).
-    pub meters: crate::meters::Meters,
+    pub meters: Meters,
 }
 
 impl Services {
-    /// Each configured dependency and its state (`ok`, `unreachable`, `timed out`), checked
-    /// concurrently within [`crate::dependencies::CHECK_TIMEOUT`].
-    pub async fn dependency_checks(&self) -> Vec<(&'static str, String)> {
+    /// Every service `config` asks for, built without waiting for remote ones to answer (an
+    /// unreachable one never stops the server); the in-process SFTP server and S3 endpoint are
+    /// started when none is configured. Fails only on configuration that cannot work.
+    pub async fn build(config: &ServeConfig) -> anyhow::Result<Services> {
+        let outbound = OutboundPolicy::new(config.allow_hosts.clone());
+        let pg_target = config
+            .pg_target_url
+            .as_ref()
+            .map(|url| dependencies::postgres_target(url, config.target_db_max_connections))
+            .transpose()?;
+        let mysql_target = config
+            .mysql_target_url
+            .as_ref()
+            .map(|url| dependencies::mysql_target(url, config.target_db_max_connections))
+            .transpose()?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(dependencies::redis_target(url).await?),
+            None => None,
+        };
+        let s3 = S3Target::build(config, &outbound).await.context("cannot set up the s3 experiment's endpoint")?;
+        let tls_roots = TrustedRoots::load(config.tls_ca_file.as_deref()).context("cannot load ASYNCLAB_TLS_CA_FILE")?;
+        let sftp = SftpTarget::from_config(config).await.context("cannot set up the sftp experiment's server")?;
+        Ok(Services {
+            outbound,
+            tls_roots,
+            pg_target,
+            mysql_target,
+            redis,
+            programs: ProgramAllowlist::resolve(&config.allow_programs, config.child_exe.as_deref()),
+            sftp: Some(sftp),
+            s3: Some(s3),
+            meters: Meters::new(),
+        })
+    }
+
+    /// Each configured service that can be unreachable and its state (`ok`, `unreachable`,
+    /// `timed out`), checked concurrently within [`dependencies::CHECK_TIMEOUT`].
+    pub async fn readiness(&self) -> Vec<(&'static str, String)> {
         let postgres = async {
             match &self.pg_target {
                 Some(pool) => Some(dependencies::check("postgres_target", sqlx::query("select 1").execute(pool)).await),
@@ -75,7 +115,7 @@ impl Services {
             .collect()
     }
 
-    /// Closes the dependency pools so no connection outlives the server.
+    /// Closes the pools and stops the in-process servers, so no connection outlives the server.
     pub async fn close(&self) {
         if let Some(pool) = &self.pg_target {
             dependencies::close_within("postgres_target", pool.close()).await;
@@ -93,29 +133,4 @@ impl Services {
             s3.close().await;
         }
     }
-}
-
-/// Everything a handler needs.
-#[derive(Clone)]
-pub struct AppState {
-    /// Where jobs and events live.
-    pub store: Arc<dyn JobStore>,
-    /// Live events.
-    pub bus: EventBus,
-    /// Runs jobs.
-    pub runner: Runner,
-    /// Shared clients for experiments.
-    pub services: Arc<Services>,
-    /// The configuration the server started with.
-    pub config: Arc<ServeConfig>,
-    /// Counters of the built-in target.
-    pub target_stats: Arc<TargetStats>,
-    /// Per-client launch rate and per-job stream limits.
-    pub limits: Arc<crate::api::limits::Limits>,
-    /// Fired when shutdown begins: new jobs are refused from then on.
-    pub stopping: CancellationToken,
-    /// Event streams, tracked so shutdown can wait for them.
-    pub streams: TaskTracker,
-    /// Fired when open event streams must close (after running jobs were recorded).
-    pub streams_closing: CancellationToken,
 }

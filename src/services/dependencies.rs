@@ -1,7 +1,7 @@
 //! The external services experiments work against, each configured by a URL: the target
 //! databases of the `database` experiment and the Redis of the `redis` experiment. Each is built
-//! once at start-up without waiting for a connection, so an unreachable one never stops the
-//! server; `/readyz` reports its state and shutdown closes it.
+//! once at start-up (by [`super::Services::build`]) without waiting for a connection, so an
+//! unreachable one never stops the server; `/readyz` reports its state and shutdown closes it.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,8 +12,6 @@ use fred::types::Builder as RedisBuilder;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-
-use crate::config::ServeConfig;
 
 /// How long a readiness check waits for one dependency.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -106,26 +104,4 @@ impl RedisTarget {
         })
         .await;
     }
-}
-
-/// The target dependencies `config` asks for, built without connecting.
-pub async fn build(config: &ServeConfig) -> anyhow::Result<TargetDependencies> {
-    let pg_target = config.pg_target_url.as_ref().map(|url| postgres_target(url, config.target_db_max_connections)).transpose()?;
-    let mysql_target =
-        config.mysql_target_url.as_ref().map(|url| mysql_target(url, config.target_db_max_connections)).transpose()?;
-    let redis = match &config.redis_url {
-        Some(url) => Some(redis_target(url).await?),
-        None => None,
-    };
-    Ok(TargetDependencies { pg_target, mysql_target, redis })
-}
-
-/// The optional dependencies, as [`build`] returns them.
-pub struct TargetDependencies {
-    /// The `database` experiment's PostgreSQL target.
-    pub pg_target: Option<PgPool>,
-    /// The `database` experiment's MySQL target.
-    pub mysql_target: Option<MySqlPool>,
-    /// The `redis` experiment's Redis.
-    pub redis: Option<RedisTarget>,
 }
