@@ -146,6 +146,9 @@ export async function renderJob(ctx) {
   let source = null;
   let retryTimer = null;
   let retryDelay = 1000;
+  /** Whether the stream was ever open, and how often it opened again after a drop. */
+  let opened = false;
+  let resumes = 0;
   /** Reloads the job; after the stream's end the events' final status stands, and the job is
    * read again until its row shows the end too (its times, report and error). */
   const refreshJob = async (attempt = 0) => {
@@ -167,7 +170,15 @@ export async function renderJob(ctx) {
     for (const kind of EVENT_KINDS) source.addEventListener(kind, (message) => apply(JSON.parse(message.data)));
     source.addEventListener("open", () => {
       retryDelay = 1000;
-      streamState.textContent = "live";
+      // Kept on the element for as long as the page lives: how often the stream was resumed,
+      // and after which event, whatever state it is in now.
+      if (opened) {
+        resumes += 1;
+        streamState.dataset.resumes = String(resumes);
+        streamState.dataset.resumedAfter = String(state.lastSeq);
+      }
+      opened = true;
+      streamState.textContent = resumes ? `live (resumed ${resumes}×)` : "live";
     });
     source.addEventListener("end", () => {
       state.ended = true;
