@@ -1,6 +1,6 @@
 //! Latency histograms and the summaries experiments report.
 
-use hdrhistogram::Histogram;
+use hdrhistogram::{Counter, Histogram};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -45,7 +45,7 @@ pub struct LatencySummary {
 
 impl LatencySummary {
     /// Summarises a histogram recorded in microseconds.
-    pub fn from_micros(histogram: &Histogram<u64>) -> Self {
+    pub fn from_micros<T: Counter>(histogram: &Histogram<T>) -> Self {
         if histogram.is_empty() {
             return LatencySummary::default();
         }
@@ -91,15 +91,16 @@ pub fn log_buckets(histogram: &Histogram<u64>) -> Vec<HistogramBucket> {
 
 /// A histogram's recorded values as `[value_us, count]` pairs, one per non-empty bucket (each
 /// value the highest its bucket holds): a lossless form to send to where histograms are merged.
-pub fn recorded_values(histogram: &Histogram<u64>) -> Vec<[u64; 2]> {
-    histogram.iter_recorded().map(|bucket| [bucket.value_iterated_to(), bucket.count_at_value()]).collect()
+pub fn recorded_values<T: Counter>(histogram: &Histogram<T>) -> Vec<[u64; 2]> {
+    histogram.iter_recorded().map(|bucket| [bucket.value_iterated_to(), bucket.count_at_value().as_u64()]).collect()
 }
 
 /// Adds [`recorded_values`] pairs into `histogram`: every value lands in the bucket it came
 /// from, so the merge of several histograms summarises exactly like one that recorded every
-/// sample.
-pub fn add_recorded_values(histogram: &mut Histogram<u64>, values: &[[u64; 2]]) {
+/// sample. A count too large for a narrow counter saturates, as the counter itself would.
+pub fn add_recorded_values<T: Counter>(histogram: &mut Histogram<T>, values: &[[u64; 2]]) {
     for &[value, count] in values {
+        let count = T::from_u64(count).or_else(|| T::from_u32(u32::MAX)).unwrap_or_else(T::one);
         histogram.saturating_record_n(value, count);
     }
 }

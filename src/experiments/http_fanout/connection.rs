@@ -27,6 +27,25 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, each at the position of its [`FailureKind::index`].
+    pub const ALL: [FailureKind; 10] = [
+        FailureKind::ConnectRefused,
+        FailureKind::Connect,
+        FailureKind::ConnectTimeout,
+        FailureKind::Tls,
+        FailureKind::Alpn,
+        FailureKind::PoolTimeout,
+        FailureKind::Timeout,
+        FailureKind::ConnectionClosed,
+        FailureKind::Protocol,
+        FailureKind::InvalidRequest,
+    ];
+
+    /// The kind's position in [`FailureKind::ALL`], for counting in a fixed array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The kind's name in reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,4 +70,16 @@ pub struct Response {
     pub status: u16,
     /// Body bytes received.
     pub body_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureKind;
+
+    #[test]
+    fn every_kind_sits_at_its_index() {
+        for (position, kind) in FailureKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), position, "{kind:?}");
+        }
+    }
 }

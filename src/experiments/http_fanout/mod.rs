@@ -7,6 +7,7 @@
 //! the control plane's runtime stays free. In the closed model they busy-poll while answers
 //! keep coming ([`busy_poll`]).
 
+pub mod breakdown;
 pub mod busy_poll;
 pub mod connection;
 pub mod dial;
@@ -22,6 +23,7 @@ pub mod tally;
 pub mod thresholds;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,6 +33,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
+use self::breakdown::EndpointStats;
 use self::busy_poll::BusyPoll;
 use self::dial::Dialer;
 use self::h2::H2Connections;
@@ -100,6 +103,7 @@ impl Experiment for HttpFanout {
             return Ok(report);
         }
         let plan = FanoutPlan::resolve(&params, &ctx.services().outbound).await?;
+        let kinds = plan.labels.len();
         let dialer = Dialer::new(params.http_version, plan.needs_tls(), &ctx.services().tls_roots)?;
         let workers = params.workers() as usize;
         let threads = worker_threads(workers);
@@ -125,7 +129,7 @@ impl Experiment for HttpFanout {
             plan,
             dialer,
             feed,
-            tally: SharedTally::new(threads),
+            tally: SharedTally::new(threads, kinds),
             request_timeout: Duration::from_millis(params.timeout_ms),
             connect_timeout: Duration::from_millis(params.connect_timeout_ms.unwrap_or(params.timeout_ms)),
             transport: match params.http_version {
@@ -163,15 +167,15 @@ impl Experiment for HttpFanout {
                     Some(Err(error)) => return Err(ExperimentError::Internal(format!("a fan-out task failed: {error}"))),
                 },
                 _ = second_timer.tick() => reporter.close_second(&fanout.tally),
-                _ = progress_timer.tick() => ctx.progress(reporter.snapshot(&fanout.tally)).await,
+                _ = progress_timer.tick() => ctx.progress(reporter.snapshot(&fanout.tally, &fanout.plan.labels)).await,
             }
         }
-        ctx.progress(reporter.snapshot(&fanout.tally)).await;
+        ctx.progress(reporter.snapshot(&fanout.tally, &fanout.plan.labels)).await;
         let model = if schedule.is_some() { LoadModel::Open } else { LoadModel::Closed };
         let target_rps = schedule.as_ref().map(ArrivalSchedule::mean_rate);
-        let mut report = reporter.report(&fanout.tally, model, target_rps, params.max_connections);
+        let mut report = reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, params.max_connections);
         if params.shard.is_some() {
-            report.recorded = Some(shards::RecordedLatency::of(&fanout.tally.merged()));
+            report.recorded = Some(shards::RecordedLatency::of(&fanout.tally));
         }
         ctx.services().meters.fanout_traffic(report.requests, report.bytes_sent, report.bytes_received);
         check_thresholds(&params, &mut report)?;
@@ -263,10 +267,10 @@ fn check_thresholds(params: &FanoutParams, report: &mut FanoutReport) -> Result<
     let Some(thresholds) = &params.thresholds else {
         return Ok(());
     };
-    report.thresholds = thresholds.evaluate(&Observed {
-        latency: &report.latency,
-        error_rate: report.error_rate,
-        achieved_rps: report.achieved_rps,
+    let observed = |latency, error_rate, achieved_rps| Observed { latency, error_rate, achieved_rps };
+    let endpoints: HashMap<&str, &EndpointStats> = report.endpoints.iter().map(|endpoint| (endpoint.key.as_str(), endpoint)).collect();
+    report.thresholds = thresholds.evaluate(&observed(&report.latency, report.error_rate, report.achieved_rps), |key| {
+        endpoints.get(key).map(|endpoint| observed(&endpoint.latency, endpoint.error_rate, endpoint.achieved_rps))
     });
     let missed = describe_missed(&report.thresholds);
     if missed.is_empty() {
@@ -284,7 +288,7 @@ mod tests {
     /// 10 arrivals over 10 ms into a backlog of 2 that nobody takes from.
     async fn release_ten(in_flight: u64, workers: usize) -> (u64, Vec<u64>) {
         let schedule = ArrivalSchedule::new(&[RampStep { rate: 1000.0, duration_ms: 10 }]);
-        let tally = SharedTally::new(1);
+        let tally = SharedTally::new(1, 1);
         tally.in_flight.store(in_flight, Ordering::Relaxed);
         let (backlog, mut taken) = mpsc::channel(2);
         // With a worker free the scheduler ends up waiting for room: give it a second of (paused) time.

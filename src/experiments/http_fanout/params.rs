@@ -50,6 +50,19 @@ pub enum HttpMethod {
 }
 
 impl HttpMethod {
+    /// The method's name, as on the request line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Options => "OPTIONS",
+        }
+    }
+
     /// The method for hyper.
     pub fn to_http(self) -> hyper::Method {
         match self {
@@ -168,9 +181,11 @@ pub struct FanoutParams {
     /// `concurrency` and the rates are divided among the shards; `thresholds` apply to the total.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<u32>,
-    /// Set by a sharded job on each of its shards: which part of the load this one sends. Its
-    /// report then carries its recorded latencies for the merge.
+    /// Internal, not a launch parameter (absent from the schema, refused by validation): set by
+    /// a sharded job on the parameters of each shard it stores, to say which part of the load
+    /// that shard sends. Its report then carries its recorded latencies for the merge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub shard: Option<ShardOf>,
 }
 
@@ -187,32 +202,47 @@ fn default_keep_alive() -> bool {
 }
 
 /// One kind of request the parameters name: the `url` template, one of `urls`, or one of
-/// `targets` (which may also set its method, headers, body and weight).
+/// `targets` (which may also set its method, headers, body, weight and name).
 #[derive(Debug)]
 pub struct RequestKind<'a> {
     /// Where the URL was given, for error messages: `url`, `urls[2]`, `targets[1].url`.
     pub field: String,
     /// The URL, `{i}` included.
     pub url: &'a str,
+    /// The method its requests use.
+    pub method: HttpMethod,
     /// The target entry, when the kind comes from `targets`.
     pub target: Option<&'a TargetSpec>,
+}
+
+impl RequestKind<'_> {
+    /// The kind's key in the per-endpoint breakdown and in `thresholds.per_target`: the target's
+    /// `name`, or the method and the URL as written (`GET http://host/items/{i}`).
+    pub fn key(&self) -> String {
+        match self.target.and_then(|target| target.name.as_ref()) {
+            Some(name) => name.clone(),
+            None => format!("{} {}", self.method.as_str(), self.url),
+        }
+    }
 }
 
 impl FanoutParams {
     /// The kinds of request, in order: the `url` template, each of `urls`, or each of `targets`
     /// (the first of the three given; validation allows exactly one).
     pub fn request_kinds(&self) -> Vec<RequestKind<'_>> {
+        let plain = |field: String, url| RequestKind { field, url, method: self.method, target: None };
         match (&self.url, &self.urls, &self.targets) {
-            (Some(template), _, _) => vec![RequestKind { field: "url".into(), url: template, target: None }],
-            (None, Some(urls), _) => urls
-                .iter()
-                .enumerate()
-                .map(|(i, url)| RequestKind { field: format!("urls[{i}]"), url, target: None })
-                .collect(),
+            (Some(template), _, _) => vec![plain("url".into(), template)],
+            (None, Some(urls), _) => urls.iter().enumerate().map(|(i, url)| plain(format!("urls[{i}]"), url)).collect(),
             (None, None, Some(targets)) => targets
                 .iter()
                 .enumerate()
-                .map(|(i, target)| RequestKind { field: format!("targets[{i}].url"), url: &target.url, target: Some(target) })
+                .map(|(i, target)| RequestKind {
+                    field: format!("targets[{i}].url"),
+                    url: &target.url,
+                    method: target.method.unwrap_or(self.method),
+                    target: Some(target),
+                })
                 .collect(),
             (None, None, None) => Vec::new(),
         }
@@ -325,7 +355,8 @@ impl Validate for FanoutParams {
             errors.range("connect_timeout_ms", connect, 1, MAX_TIMEOUT_MS);
         }
         if let Some(thresholds) = &self.thresholds {
-            thresholds.validate(errors);
+            let keys: Vec<String> = self.request_kinds().iter().map(RequestKind::key).collect();
+            thresholds.validate(&keys, errors);
         }
         validate_sharding(self, errors);
     }

@@ -2,6 +2,7 @@
 //! carries, resolved once before the first request and checked against the outbound allowlist.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use hyper::http::uri::PathAndQuery;
 use rustls_pki_types::ServerName;
 use url::{Position, Url};
 
+use super::breakdown::EndpointLabel;
 use super::dial::server_name;
 use super::http1::request::{EncodedRequest, RequestParts};
 use super::params::{FanoutParams, check_url};
@@ -38,6 +40,8 @@ impl Endpoint {
 /// One kind of request: where it goes and what it carries.
 #[derive(Debug)]
 pub struct RequestTemplate {
+    /// Its endpoint's index in [`FanoutPlan::labels`], where the breakdown records it.
+    pub kind: usize,
     /// The endpoint's index in [`FanoutPlan::endpoints`].
     pub endpoint: usize,
     /// The path and query; `{i}` is replaced by the request's number when `numbered`.
@@ -75,6 +79,9 @@ enum Order {
 pub struct FanoutPlan {
     /// The distinct servers.
     pub endpoints: Vec<Endpoint>,
+    /// The endpoints of the per-endpoint breakdown, one per distinct key (two `urls` entries
+    /// alike are one endpoint).
+    pub labels: Vec<EndpointLabel>,
     /// The kinds of request.
     templates: Vec<RequestTemplate>,
     order: Order,
@@ -94,7 +101,19 @@ impl FanoutPlan {
         };
         let mut endpoints: Vec<Endpoint> = Vec::new();
         let mut templates = Vec::with_capacity(kinds.len());
+        let mut labels: Vec<EndpointLabel> = Vec::new();
+        let mut label_index: HashMap<String, usize> = HashMap::new();
         for kind in kinds {
+            let key = kind.key();
+            let label = *label_index.entry(key.clone()).or_insert_with(|| {
+                labels.push(EndpointLabel {
+                    key,
+                    name: kind.target.and_then(|target| target.name.clone()),
+                    method: kind.method.as_str(),
+                    url: kind.url.to_string(),
+                });
+                labels.len() - 1
+            });
             let url = parse(&kind.url.replace("{i}", "0"))?;
             let endpoint = endpoint_index(&mut endpoints, &url, policy).await?;
             // A template stays raw so `{i}` is not percent-encoded; a plain URL is normalized.
@@ -112,7 +131,7 @@ impl FanoutPlan {
                     .map_err(|_| ExperimentError::Refused(format!("the value of {name} is not a valid header value")))?;
                 headers.insert(name, value);
             }
-            let method = kind.target.and_then(|target| target.method).unwrap_or(params.method).to_http();
+            let method = kind.method.to_http();
             let body = kind.target.and_then(|target| target.body.as_ref()).or(params.body.as_ref()).map_or_else(Bytes::new, |body| Bytes::from(body.clone()));
             let http1 = EncodedRequest::new(&RequestParts {
                 method: &method,
@@ -122,9 +141,9 @@ impl FanoutPlan {
                 body: &body,
                 keep_alive: params.keep_alive,
             });
-            templates.push(RequestTemplate { endpoint, numbered: path.contains("{i}"), path, method, headers, body, http1 });
+            templates.push(RequestTemplate { kind: label, endpoint, numbered: path.contains("{i}"), path, method, headers, body, http1 });
         }
-        Ok(FanoutPlan { endpoints, templates, order })
+        Ok(FanoutPlan { endpoints, labels, templates, order })
     }
 
     /// The kind of request `index`.
@@ -216,6 +235,7 @@ mod tests {
         assert_eq!(plan.endpoints.len(), 1);
         assert_eq!(plan.endpoints[0].authority, "127.0.0.1:9");
         assert_eq!(plan.request(41).path(41), "/n/41");
+        assert_eq!(plan.labels[0].key, "GET http://127.0.0.1:9/n/{i}");
     }
 
     #[tokio::test]
@@ -228,6 +248,9 @@ mod tests {
         .unwrap();
         assert_eq!(plan.endpoints.len(), 2);
         assert_eq!((plan.request(1).endpoint, plan.request(1).path(1)), (0, Cow::Borrowed("/b?c=1")));
+        let keys: Vec<&str> = plan.labels.iter().map(|label| label.key.as_str()).collect();
+        assert_eq!(keys, ["GET http://127.0.0.1:9/a", "GET http://127.0.0.1:9/b?c=1", "GET http://localhost:10/"]);
+        assert_eq!((plan.request(4).kind, plan.request(5).kind), (1, 2));
         assert_eq!((plan.request(5).endpoint, plan.request(5).path(5)), (1, Cow::Borrowed("/")));
     }
 
@@ -237,7 +260,7 @@ mod tests {
             &params(serde_json::json!({
                 "count": 8, "headers": {"x-run": "7", "x-kind": "shared"}, "body": "shared",
                 "targets": [
-                    {"url": "http://127.0.0.1:9/a/{i}", "weight": 3},
+                    {"url": "http://127.0.0.1:9/a/{i}", "weight": 3, "name": "reads"},
                     {"url": "https://localhost:9/b", "method": "POST", "headers": {"x-kind": "own"}, "body": "own"}
                 ]
             })),
@@ -256,6 +279,8 @@ mod tests {
         assert_eq!(first.headers["x-kind"], "shared");
         assert_eq!(second.headers["x-kind"], "own");
         assert_eq!(second.headers["x-run"], "7");
+        let keys: Vec<&str> = plan.labels.iter().map(|label| label.key.as_str()).collect();
+        assert_eq!(keys, ["reads", "POST https://localhost:9/b"]);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
+use super::breakdown::{EndpointLabel, EndpointProgress, EndpointStats, endpoint_stats, live};
 use super::tally::{Interval, SharedTally};
 use super::shards::{RecordedLatency, ShardSummary};
 use super::thresholds::ThresholdResult;
@@ -90,6 +91,11 @@ pub struct FanoutReport {
     pub bytes_sent: u64,
     /// Response body bytes received.
     pub bytes_received: u64,
+    /// Each endpoint's own figures, one entry per request kind (a `targets` entry, one of
+    /// `urls`, or the `url` template), in the order the parameters give them; see
+    /// [`EndpointStats`].
+    #[serde(default)]
+    pub endpoints: Vec<EndpointStats>,
     /// Each threshold given, with the observed value and whether it passed.
     #[schema(inline)]
     pub thresholds: Vec<ThresholdResult>,
@@ -124,6 +130,10 @@ pub struct FanoutProgress {
     pub elapsed_ms: f64,
     /// The most recent complete second, for live charts.
     pub last_second: Option<SecondStats>,
+    /// Each endpoint's live figures, in the report's `endpoints` order, when there are at most
+    /// 20 endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<EndpointProgress>>,
 }
 
 /// Builds snapshots and the time series as the run goes.
@@ -158,14 +168,15 @@ impl Reporter {
         }
     }
 
-    /// A progress snapshot now.
-    pub fn snapshot(&mut self, tally: &SharedTally) -> FanoutProgress {
+    /// A progress snapshot now, with the live figures of `labels`' endpoints when they are few.
+    pub fn snapshot(&mut self, tally: &SharedTally, labels: &[EndpointLabel]) -> FanoutProgress {
         let merged = tally.merged();
         let completed = tally.completed.load(Ordering::Relaxed);
         let (last_at, last_completed) = self.last_snapshot;
         let window = last_at.elapsed().as_secs_f64();
         self.last_snapshot = (Instant::now(), completed);
         let latency = LatencySummary::from_micros(&merged.latency);
+        let elapsed = self.started.elapsed();
         FanoutProgress {
             completed,
             total: self.total,
@@ -175,13 +186,21 @@ impl Reporter {
             current_rps: if window > 0.0 { completed.saturating_sub(last_completed) as f64 / window } else { 0.0 },
             p50_ms: latency.p50_ms,
             p99_ms: latency.p99_ms,
-            elapsed_ms: millis(self.started.elapsed()),
+            elapsed_ms: millis(elapsed),
             last_second: self.series.last().cloned(),
+            endpoints: live(labels, &tally.kinds, &merged, elapsed),
         }
     }
 
-    /// The final report.
-    pub fn report(mut self, tally: &SharedTally, model: LoadModel, target_rps: Option<f64>, max_connections: u32) -> FanoutReport {
+    /// The final report, with the breakdown of `labels`' endpoints.
+    pub fn report(
+        mut self,
+        tally: &SharedTally,
+        labels: &[EndpointLabel],
+        model: LoadModel,
+        target_rps: Option<f64>,
+        max_connections: u32,
+    ) -> FanoutReport {
         let elapsed = self.started.elapsed();
         let last_second = tally.take_interval();
         if last_second.requests > 0 || self.series.is_empty() {
@@ -210,6 +229,7 @@ impl Reporter {
             max_connections,
             bytes_sent: tally.bytes_sent.load(Ordering::Relaxed),
             bytes_received: merged.body_bytes,
+            endpoints: endpoint_stats(labels, &tally.kinds.merged(), &merged, elapsed),
             thresholds: Vec::new(),
             shards: None,
             recorded: None,

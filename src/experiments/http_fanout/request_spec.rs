@@ -20,6 +20,8 @@ pub const MAX_HEADERS: usize = 32;
 pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 /// The largest request body.
 pub const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024;
+/// The longest endpoint name.
+pub const MAX_NAME_CHARS: usize = 100;
 
 /// Headers the connection manages itself (framing, hop-by-hop), so a caller cannot set them.
 const MANAGED_HEADERS: [&str; 8] =
@@ -32,6 +34,12 @@ const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
+    /// The endpoint's name in the report's per-endpoint breakdown and in `thresholds.per_target`
+    /// (unique, 1 to 100 characters); defaults to the method and URL, e.g.
+    /// `GET http://127.0.0.1:8080/targets/hello/{i}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "checkout")]
+    pub name: Option<String>,
     /// The URL; `{i}` in its path or query becomes the request's index.
     #[schema(example = "http://127.0.0.1:8080/targets/hello/{i}")]
     pub url: String,
@@ -64,6 +72,20 @@ pub fn validate_targets(targets: &[TargetSpec], errors: &mut FieldErrors) {
     );
     for (index, target) in targets.iter().enumerate() {
         let field = |name: &str| format!("targets[{index}].{name}");
+        if let Some(name) = &target.name {
+            let chars = name.chars().count();
+            errors.check(
+                (1..=MAX_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control),
+                &field("name"),
+                format!("must be 1 to {MAX_NAME_CHARS} characters, none of them control characters"),
+            );
+            let first = targets.iter().position(|other| other.name.as_ref() == Some(name));
+            errors.check(
+                first == Some(index),
+                &field("name"),
+                format!("targets[{}] has the same name; names must be unique", first.unwrap_or_default()),
+            );
+        }
         validate_template(&target.url, &field("url"), errors);
         errors.range(&field("weight"), target.weight, 1, MAX_WEIGHT);
         if let Some(headers) = &target.headers {
@@ -190,8 +212,9 @@ mod tests {
     #[test]
     fn targets_are_checked_one_by_one() {
         let targets = vec![
-            TargetSpec { url: "http://127.0.0.1/{i}".into(), weight: 1, method: None, headers: None, body: None },
+            TargetSpec { name: Some("a".into()), url: "http://127.0.0.1/{i}".into(), weight: 1, method: None, headers: None, body: None },
             TargetSpec {
+                name: Some("a".into()),
                 url: "ftp://127.0.0.1/".into(),
                 weight: 0,
                 method: None,
@@ -201,7 +224,7 @@ mod tests {
         ];
         assert_eq!(
             fields(|errors| validate_targets(&targets, errors)),
-            ["targets[1].url", "targets[1].weight", "targets[1].body"]
+            ["targets[1].name", "targets[1].url", "targets[1].weight", "targets[1].body"]
         );
         assert_eq!(fields(|errors| validate_targets(&[], errors)), ["targets"]);
     }

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
+use super::breakdown::KindTallies;
+use super::connection::FailureKind;
 use crate::stats::latency_histogram;
 
 /// What a group of workers recorded.
@@ -32,7 +34,8 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn new() -> Self {
+    /// An empty tally.
+    pub(super) fn new() -> Self {
         Tally {
             latency: latency_histogram(),
             service_time: latency_histogram(),
@@ -106,11 +109,14 @@ pub struct SharedTally {
     pub bytes_sent: AtomicU64,
     /// Open-model arrivals that found the backlog full and were not sent.
     pub dropped: AtomicU64,
+    /// The same per endpoint (request kind), for the breakdown.
+    pub kinds: KindTallies,
 }
 
 impl SharedTally {
-    /// An empty tally of `shards` shards; worker `w` records into shard `w mod shards`.
-    pub fn new(shards: usize) -> Self {
+    /// An empty tally of `shards` shards and `kinds` endpoints; worker `w` records into shard
+    /// `w mod shards`.
+    pub fn new(shards: usize, kinds: usize) -> Self {
         SharedTally {
             shards: (0..shards.max(1)).map(|_| Mutex::new(Tally::new())).collect(),
             completed: AtomicU64::new(0),
@@ -118,6 +124,7 @@ impl SharedTally {
             connections_opened: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            kinds: KindTallies::new(kinds, shards),
         }
     }
 
@@ -125,8 +132,8 @@ impl SharedTally {
         self.shards[worker % self.shards.len()].lock().expect("tally shard poisoned")
     }
 
-    /// Records a response.
-    pub fn record_response(&self, worker: usize, measured: Measured) {
+    /// Records a response to a request of endpoint `kind`.
+    pub fn record_response(&self, worker: usize, kind: usize, measured: Measured) {
         {
             let mut shard = self.shard(worker);
             shard.latency.saturating_record(measured.latency_micros.max(1));
@@ -136,17 +143,19 @@ impl SharedTally {
             *shard.statuses.entry(measured.status).or_default() += 1;
             shard.body_bytes += measured.body_bytes;
         }
+        self.kinds.record_response(worker, kind, measured.status, measured.latency_micros, measured.body_bytes);
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records a failed request.
-    pub fn record_error(&self, worker: usize, kind: &'static str) {
+    /// Records a failed request of endpoint `kind`.
+    pub fn record_error(&self, worker: usize, kind: usize, failure: FailureKind) {
         {
             let mut shard = self.shard(worker);
-            *shard.errors.entry(kind).or_default() += 1;
+            *shard.errors.entry(failure.as_str()).or_default() += 1;
             shard.interval_requests += 1;
             shard.interval_errors += 1;
         }
+        self.kinds.record_error(worker, kind, failure);
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -185,12 +194,12 @@ mod tests {
 
     #[test]
     fn shards_merge_into_exact_totals() {
-        let tally = SharedTally::new(8);
+        let tally = SharedTally::new(8, 1);
         for worker in 0..20 {
-            tally.record_response(worker, response(200, 1000 + worker as u64));
+            tally.record_response(worker, 0, response(200, 1000 + worker as u64));
         }
-        tally.record_error(3, "timeout");
-        tally.record_response(9, response(503, 10));
+        tally.record_error(3, 0, FailureKind::Timeout);
+        tally.record_response(9, 0, response(503, 10));
         let merged = tally.merged();
         assert_eq!(merged.statuses[&200], 20);
         assert_eq!(merged.statuses[&503], 1);
@@ -203,12 +212,12 @@ mod tests {
 
     #[test]
     fn intervals_restart_after_each_take() {
-        let tally = SharedTally::new(3);
-        tally.record_response(0, response(200, 100));
-        tally.record_error(1, "timeout");
+        let tally = SharedTally::new(3, 1);
+        tally.record_response(0, 0, response(200, 100));
+        tally.record_error(1, 0, FailureKind::Timeout);
         let first = tally.take_interval();
         assert_eq!((first.requests, first.errors, first.latency.len()), (2, 1, 1));
-        tally.record_response(2, response(200, 100));
+        tally.record_response(2, 0, response(200, 100));
         let second = tally.take_interval();
         assert_eq!((second.requests, second.errors), (1, 0));
         assert_eq!(tally.merged().latency.len(), 2, "the totals keep everything");

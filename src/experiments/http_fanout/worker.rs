@@ -113,7 +113,7 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize, busy_poll: Option<Ar
     while let Some(arrival) = fanout.feed.next().await {
         if let Feed::Open { pool_timeout: Some(limit), .. } = &fanout.feed
             && arrival.intended.elapsed() > *limit {
-                fanout.tally.record_error(worker, FailureKind::PoolTimeout.as_str());
+                fanout.tally.record_error(worker, fanout.plan.request(arrival.index).kind, FailureKind::PoolTimeout);
                 continue;
             }
         let template = fanout.plan.request(arrival.index);
@@ -134,6 +134,7 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize, busy_poll: Option<Ar
                 let finished = Instant::now();
                 fanout.tally.record_response(
                     worker,
+                    template.kind,
                     Measured {
                         status: response.status,
                         latency_micros: micros(finished - arrival.intended),
@@ -145,14 +146,14 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize, busy_poll: Option<Ar
                     connection = None;
                 }
             }
-            Ok(Err(kind)) => {
+            Ok(Err(failure)) => {
                 connection = None;
-                fanout.tally.record_error(worker, kind.as_str());
+                fanout.tally.record_error(worker, template.kind, failure);
             }
             Err(()) => {
                 // The connection may still carry the unfinished response: never reuse it.
                 connection = None;
-                fanout.tally.record_error(worker, FailureKind::Timeout.as_str());
+                fanout.tally.record_error(worker, template.kind, FailureKind::Timeout);
             }
         }
     }

@@ -7,10 +7,14 @@ use tokio::time::Instant;
 
 use super::ShardSummary;
 use crate::experiments::ExperimentError;
+use crate::experiments::http_fanout::breakdown::{EndpointProgress, EndpointStats, endpoint_histogram};
 use crate::experiments::http_fanout::params::FanoutParams;
 use crate::experiments::http_fanout::report::{FanoutProgress, FanoutReport, SecondStats, per_second, ratio};
 use crate::jobs::{Job, JobStatus};
 use crate::stats::{LatencySummary, add_recorded_values, latency_histogram, log_buckets, millis};
+
+/// A shard's report, beside its job.
+type ShardReport<'a> = (&'a Job, FanoutReport);
 
 /// The shards' latest snapshots as one: counts and rates summed, `p50_ms` and `p99_ms` the
 /// highest of the shards' (exact percentiles come with the report).
@@ -35,12 +39,37 @@ pub(super) fn progress(children: &[Job], started: Instant, total: Option<u64>) -
         p99_ms: highest(|snapshot| snapshot.p99_ms),
         elapsed_ms: millis(started.elapsed()),
         last_second: None,
+        endpoints: live_endpoints(&snapshots),
     }
+}
+
+/// The shards' live endpoint figures as one: counts summed, percentiles the highest of the
+/// shards'; none unless every snapshot has them for the same endpoints.
+fn live_endpoints(snapshots: &[FanoutProgress]) -> Option<Vec<EndpointProgress>> {
+    let mut merged: Option<Vec<EndpointProgress>> = None;
+    for endpoints in snapshots.iter().map(|snapshot| snapshot.endpoints.as_ref()) {
+        let endpoints = endpoints?;
+        match &mut merged {
+            None => merged = Some(endpoints.clone()),
+            Some(merged) => {
+                if merged.len() != endpoints.len() {
+                    return None;
+                }
+                for (total, shard) in merged.iter_mut().zip(endpoints) {
+                    total.requests += shard.requests;
+                    total.failures += shard.failures;
+                    total.p50_ms = total.p50_ms.max(shard.p50_ms);
+                    total.p99_ms = total.p99_ms.max(shard.p99_ms);
+                }
+            }
+        }
+    }
+    merged
 }
 
 /// The shards' reports as one report of the whole job.
 pub(super) fn reports(params: &FanoutParams, children: &[Job]) -> Result<FanoutReport, ExperimentError> {
-    let shards: Vec<(&Job, FanoutReport)> = children
+    let shards: Vec<ShardReport<'_>> = children
         .iter()
         .map(|child| {
             let result = child.result.clone().ok_or_else(|| missing(child, "a report"))?;
@@ -64,6 +93,16 @@ pub(super) fn reports(params: &FanoutParams, children: &[Job]) -> Result<FanoutR
         .map(|(_, count)| count)
         .sum();
     let elapsed = wall_time(&shards);
+    let bytes_received = sum(|report| report.bytes_received);
+    let endpoints = if shards.first().is_some_and(|(_, report)| report.endpoints.len() == 1) {
+        // One endpoint: its figures are the total's.
+        let only = &shards[0].1.endpoints[0];
+        let label = (only.key.as_str(), only.name.as_deref(), only.method.as_str(), only.url.as_str());
+        let latency = LatencySummary::from_micros(&latency);
+        vec![EndpointStats::new(label, status_counts.clone(), error_counts.clone(), latency, bytes_received, elapsed)]
+    } else {
+        merge_endpoints(&shards, elapsed)?
+    };
     let target_rps = shards.iter().map(|(_, report)| report.target_rps).sum::<Option<f64>>();
     Ok(FanoutReport {
         model: shards.first().map(|(_, report)| report.model).ok_or_else(|| ExperimentError::Internal("no shards".into()))?,
@@ -83,7 +122,8 @@ pub(super) fn reports(params: &FanoutParams, children: &[Job]) -> Result<FanoutR
         connections_opened: sum(|report| report.connections_opened),
         max_connections: params.max_connections,
         bytes_sent: sum(|report| report.bytes_sent),
-        bytes_received: sum(|report| report.bytes_received),
+        bytes_received,
+        endpoints,
         thresholds: Vec::new(),
         shards: Some(
             shards
@@ -98,6 +138,46 @@ pub(super) fn reports(params: &FanoutParams, children: &[Job]) -> Result<FanoutR
         ),
         recorded: None,
     })
+}
+
+/// Each endpoint's figures over the shards: counts summed, latency re-recorded from each shard's
+/// recorded values into one histogram, so percentiles are exact as for the total.
+fn merge_endpoints(shards: &[ShardReport<'_>], elapsed: std::time::Duration) -> Result<Vec<EndpointStats>, ExperimentError> {
+    let Some((_, first)) = shards.first() else {
+        return Ok(Vec::new());
+    };
+    for (child, report) in shards {
+        let same_endpoints = report.endpoints.len() == first.endpoints.len()
+            && report.endpoints.iter().zip(&first.endpoints).all(|(mine, theirs)| mine.key == theirs.key);
+        if !same_endpoints {
+            return Err(missing(child, "its endpoints differ from the first shard's"));
+        }
+        if report.recorded.as_ref().is_none_or(|recorded| recorded.endpoints.len() != first.endpoints.len()) {
+            return Err(missing(child, "recorded endpoint latencies"));
+        }
+    }
+    let merged = first
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(index, endpoint)| {
+            let mut latency = endpoint_histogram();
+            for (_, report) in shards {
+                let recorded = report.recorded.as_ref().map_or(&[][..], |recorded| recorded.endpoints[index].as_slice());
+                add_recorded_values(&mut latency, recorded);
+            }
+            let of_shards = || shards.iter().map(|(_, report)| &report.endpoints[index]);
+            EndpointStats::new(
+                (endpoint.key.as_str(), endpoint.name.as_deref(), endpoint.method.as_str(), endpoint.url.as_str()),
+                sum_counts(of_shards().map(|shard| &shard.status_counts)),
+                sum_counts(of_shards().map(|shard| &shard.error_counts)),
+                LatencySummary::from_micros(&latency),
+                of_shards().map(|shard| shard.bytes_received).sum(),
+                elapsed,
+            )
+        })
+        .collect();
+    Ok(merged)
 }
 
 fn missing(child: &Job, what: &str) -> ExperimentError {
@@ -115,7 +195,7 @@ fn sum_counts<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u64>>) -> BTre
 }
 
 /// From the first shard's start to the last shard's end.
-fn wall_time(shards: &[(&Job, FanoutReport)]) -> std::time::Duration {
+fn wall_time(shards: &[ShardReport<'_>]) -> std::time::Duration {
     let starts: Vec<_> = shards.iter().filter_map(|(child, _)| child.started_at).collect();
     let Some(first) = starts.iter().min().copied() else {
         return std::time::Duration::ZERO;

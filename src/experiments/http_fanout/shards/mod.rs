@@ -15,7 +15,8 @@ use uuid::Uuid;
 pub use self::split::{ShardOf, split, validate_sharding};
 use super::params::FanoutParams;
 use super::report::FanoutReport;
-use super::tally::Tally;
+use super::breakdown;
+use super::tally::SharedTally;
 use crate::experiments::{Experiment, ExperimentError};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::jobs::{Job, JobStatus};
@@ -53,12 +54,22 @@ pub struct RecordedLatency {
     /// The report's `service_time`.
     #[schema(value_type = Vec<Vec<u64>>)]
     pub service_time: Vec<[u64; 2]>,
+    /// Each endpoint's latency, in the report's `endpoints` order; empty with a single
+    /// endpoint, whose latency is `latency`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Vec<Vec<u64>>>)]
+    pub endpoints: Vec<Vec<[u64; 2]>>,
 }
 
 impl RecordedLatency {
     /// The recorded values of a tally's histograms.
-    pub fn of(tally: &Tally) -> Self {
-        RecordedLatency { latency: recorded_values(&tally.latency), service_time: recorded_values(&tally.service_time) }
+    pub fn of(tally: &SharedTally) -> Self {
+        let total = tally.merged();
+        RecordedLatency {
+            latency: recorded_values(&total.latency),
+            service_time: recorded_values(&total.service_time),
+            endpoints: breakdown::recorded(&tally.kinds.merged()),
+        }
     }
 }
 

@@ -52,12 +52,12 @@ fn even_share(amount: u32, index: u32, shards: u32) -> u32 {
     amount / shards + u32::from(index < amount % shards)
 }
 
-/// Checks `shards` and `shard`: every shard must get at least one request, connection and unit of
-/// concurrency.
+/// Checks `shards` (every shard must get at least one request, connection and unit of
+/// concurrency) and refuses `shard`, which only a sharded job sets, on the shards it stores.
 pub fn validate_sharding(params: &FanoutParams, errors: &mut FieldErrors) {
+    errors.check(params.shard.is_none(), "shard", "not a launch parameter: a sharded job sets it on its shards; use shards");
     if let Some(shards) = params.shards {
         errors.range("shards", shards, 2, MAX_CHILDREN as u32);
-        errors.check(params.shard.is_none(), "shard", "set by a sharded job on its shards; give shards or shard, not both");
         let enough = |amount: u64| amount >= u64::from(shards);
         if let Some(total) = params.request_cap() {
             errors.check(enough(total), "count", format!("must be at least shards ({shards}) so every shard sends a request"));
@@ -66,10 +66,6 @@ pub fn validate_sharding(params: &FanoutParams, errors: &mut FieldErrors) {
         if let Some(concurrency) = params.concurrency {
             errors.check(enough(concurrency.into()), "concurrency", format!("must be at least shards ({shards})"));
         }
-    }
-    if let Some(shard) = params.shard {
-        errors.range("shard.of", shard.of, 2, MAX_CHILDREN as u32);
-        errors.check(shard.index < shard.of, "shard.index", format!("must be below shard.of ({})", shard.of));
     }
 }
 
@@ -116,8 +112,9 @@ mod tests {
         for (index, part) in parts.iter().enumerate() {
             assert_eq!(part.shard, Some(ShardOf { index: index as u32, of: 3 }));
             assert_eq!((part.shards, part.thresholds.is_none(), part.max_per_second), (None, true, Some(100.0)));
+            // Valid as a launch would be, but for the internal `shard`.
             let mut errors = FieldErrors::default();
-            part.validate(&mut errors);
+            FanoutParams { shard: None, ..part.clone() }.validate(&mut errors);
             assert!(errors.0.is_empty(), "{:?}", errors.0);
         }
     }
@@ -149,7 +146,7 @@ mod tests {
         params(serde_json::json!({"url": "http://127.0.0.1:1/", "count": 3, "shards": 65})).validate(&mut errors);
         assert!(errors.0.iter().any(|error| error.field == "shards"));
         let mut errors = FieldErrors::default();
-        params(serde_json::json!({"url": "http://127.0.0.1:1/", "count": 3, "shard": {"index": 2, "of": 2}})).validate(&mut errors);
-        assert!(errors.0.iter().any(|error| error.field == "shard.index"));
+        params(serde_json::json!({"url": "http://127.0.0.1:1/", "count": 3, "shard": {"index": 0, "of": 2}})).validate(&mut errors);
+        assert!(errors.0.iter().any(|error| error.field == "shard"));
     }
 }
