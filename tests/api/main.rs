@@ -14,6 +14,7 @@ mod echo;
 mod events;
 mod file_io;
 mod fanout;
+mod fanout_endpoints;
 mod fanout_load;
 mod fanout_requests;
 mod idempotency;
