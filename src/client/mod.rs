@@ -8,6 +8,7 @@
 pub mod api;
 pub mod display;
 pub mod duration;
+pub mod endpoints;
 pub mod follow;
 pub mod params;
 pub mod report;

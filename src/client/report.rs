@@ -1,11 +1,19 @@
 //! The finished job as a readable table: a heading with the outcome, then the report flattened
-//! into `key  value` rows, each latency summary on one compact row.
+//! into `key  value` rows, each latency summary on one compact row, long series (histogram
+//! buckets, seconds) by their length, and a per-endpoint breakdown as a table of its own.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::endpoints;
+
 /// Arrays of scalars longer than this (as JSON text) are shown by their length.
 const INLINE_ARRAY_CHARS: usize = 80;
+/// Report fields holding one entry per bucket or per second: shown by their length (`--json`
+/// has them all).
+const SERIES_FIELDS: [&str; 2] = ["histogram", "series"];
+/// Report fields that only a sharded job's merge reads.
+const INTERNAL_FIELDS: [&str; 1] = ["recorded"];
 
 /// The job as text: heading, error if any, and the result rows.
 pub fn render(job: &Value) -> String {
@@ -32,6 +40,11 @@ pub fn render(job: &Value) -> String {
     for (key, value) in rows {
         out.push_str(&format!("{key:<width$}  {value}\n"));
     }
+    for (key, value) in job["result"].as_object().into_iter().flatten() {
+        if endpoints::is_breakdown(value) {
+            out.push_str(&format!("\n{key}\n{}", endpoints::table(value.as_array().map_or(&[][..], Vec::as_slice))));
+        }
+    }
     out
 }
 
@@ -52,7 +65,16 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
         Value::Object(fields) if !fields.is_empty() => {
             for (key, inner) in fields {
                 let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-                flatten(&path, inner, rows);
+                match inner {
+                    // Printed as a table after the rows.
+                    _ if endpoints::is_breakdown(inner) => {}
+                    _ if prefix.is_empty() && INTERNAL_FIELDS.contains(&key.as_str()) => {}
+                    Value::Array(items) if prefix.is_empty() && SERIES_FIELDS.contains(&key.as_str()) => {
+                        let noun = if items.len() == 1 { "entry" } else { "entries" };
+                        rows.push((path, format!("{} {noun} (--json shows them)", items.len())));
+                    }
+                    _ => flatten(&path, inner, rows),
+                }
             }
         }
         Value::Array(items) if items.iter().any(|item| item.is_object() || item.is_array()) => {
@@ -140,6 +162,11 @@ mod tests {
                 "latency": {"count": 20, "p999_ms": 1.9, "p50_ms": 0.4771, "p99_ms": 1.2, "max_ms": 2.0, "mean_ms": 0.5},
                 "thresholds": [{"name": "min_rps", "passed": false}],
                 "series": [{"second": 1, "stages": [1, 2]}],
+                "histogram": [{"le_ms": 0.1, "count": 2}, {"le_ms": 0.2, "count": 18}],
+                "recorded": {"latency": [[100, 2]]},
+                "endpoints": [{"key": "GET http://h/a", "requests": 20, "error_rate": 0.0, "achieved_rps": 1234.56789,
+                               "status_counts": {"200": 20}, "error_counts": {},
+                               "latency": {"p50_ms": 0.4771, "p90_ms": 0.9, "p99_ms": 1.2, "max_ms": 2.0}}],
                 "urls": ["a", "b"], "empty": {}
             }
         });
@@ -148,13 +175,17 @@ job j1  http-fanout  failed  in 1.50 s
 error (thresholds): thresholds missed: min_rps
 achieved_rps       1234.568
 empty              {}
+histogram          2 entries (--json shows them)
 latency            count 20  p50 0.477 ms  p99 1.2 ms  p999 1.9 ms  max 2 ms  mean 0.5 ms
 requests           20
-series[0].second   1
-series[0].stages   [1,2]
+series             1 entry (--json shows them)
 status_counts.200  20
 thresholds[0]      name min_rps  passed false
 urls               [\"a\",\"b\"]
+
+endpoints
+endpoint        requests  failed  p50 ms  p90 ms  p99 ms  max ms       rps  outcome
+GET http://h/a        20       0   0.477     0.9     1.2       2  1234.568  200=20
 ";
         assert_eq!(render(&job), expected);
     }
