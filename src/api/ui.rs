@@ -46,6 +46,7 @@ const ASSETS: &[Asset] = &[
     js("job.js", include_str!("ui/job.js")),
     js("charts.js", include_str!("ui/charts.js")),
     js("job_charts.js", include_str!("ui/job_charts.js")),
+    js("endpoints.js", include_str!("ui/endpoints.js")),
     js("report.js", include_str!("ui/report.js")),
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_str!("ui/app.css") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_str!("ui/icon.svg") },

@@ -243,3 +243,55 @@ async fn a_dropped_event_stream_resumes_without_gaps_or_repeats() {
     browser.quit().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_fanout_page_shows_a_live_per_endpoint_table_sortable_by_p99_and_failures() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let app = TestApp::start(&database, &[]).await;
+    let target = TestTarget::start().await;
+    let status_key = format!("GET {}/targets/status/500", target.address);
+    let hello_key = format!("GET {}/targets/hello/1", target.address);
+    // A minute-long run, cancelled once the table is checked: the live figures are what is shown.
+    let params = json!({
+        "duration_ms": 60_000, "max_connections": 2,
+        "targets": [
+            {"url": format!("{}/targets/hello/1", target.address), "weight": 3},
+            {"url": format!("{}/targets/delay/50", target.address), "name": "slow"},
+            {"url": format!("{}/targets/status/500", target.address)}
+        ]
+    });
+    let id = app.launch_ok("http-fanout", &params).await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url(&format!("/#/jobs/{id}"))).await;
+
+    // Every endpoint has answered some requests and the slow one's p99 shows its delay.
+    let keys_in_order = "return [...document.querySelectorAll('#endpoint-table tbody tr')].map(r => r.dataset.endpoint)";
+    let rows = browser
+        .wait_until(
+            "three live rows",
+            "const rows = [...document.querySelectorAll('#endpoint-table tbody tr')]; \
+             const n = (r, f) => Number(r.querySelector(`td[data-field=\"${f}\"]`).textContent.replace(/,/g, '')); \
+             return rows.length === 3 && rows.every(r => n(r, 'requests') > 0) && n(rows[1], 'p99_ms') >= 50 \
+                 && rows.map(r => [r.dataset.endpoint, n(r, 'failures') > 0])",
+        )
+        .await;
+    assert_eq!(rows, json!([[hello_key, false], ["slow", false], [status_key, true]]));
+    assert_eq!(app.job(&id).await["status"], "running", "the table was filled from live progress");
+
+    // Sorting by p99 puts the slow endpoint first; by failures, the failing one.
+    browser.click(&browser.wait_for("#endpoint-table button[data-sort='p99_ms']").await).await;
+    let sorted = browser.wait_until("p99 order", &format!("const k = (() => {{ {keys_in_order} }})(); return k[0] === 'slow' && k")).await;
+    assert_eq!(sorted[0], "slow");
+    let heading = browser.execute("return document.querySelector('#endpoint-table button[data-sort=\"p99_ms\"]').parentElement.getAttribute('aria-sort')", json!([])).await;
+    assert_eq!(heading, "descending");
+    browser.click(&browser.wait_for("#endpoint-table button[data-sort='failures']").await).await;
+    let sorted = browser.wait_until("failures order", &format!("const k = (() => {{ {keys_in_order} }})(); return k[0] !== 'slow' && k")).await;
+    assert_eq!(sorted[0], json!(status_key));
+    std::fs::write(artifacts_dir().join("dashboard-endpoints.png"), browser.screenshot().await).expect("screenshot written");
+
+    let cancelled = app.client.post(app.url(&format!("/jobs/{id}/cancel"))).send().await.unwrap();
+    assert!(cancelled.status().is_success(), "{}", cancelled.status());
+    app.wait_until_ended(&id).await;
+    browser.quit().await;
+    app.stop().await;
+}

@@ -1,10 +1,12 @@
-// The Job page: the job followed live over its event stream (status, progress figures, charts,
-// log lines), its report as tables once it ends, and a Cancel button. Events are applied once
-// each, by sequence number, however often the stream reconnects.
+// The Job page: the job followed live over its event stream (status, progress figures, the
+// per-endpoint table of a fan-out, charts, log lines), its report as tables once it ends, and a
+// Cancel button. Events are applied once each, by sequence number, however often the stream
+// reconnects.
 
 import { api, eventsUrl } from "./api.js";
 import { announce, formatDuration, formatNumber, formatScalar, formatTime, h, isObject, replace, statusBadge } from "./dom.js";
 import { fanoutCharts, progressChart } from "./job_charts.js";
+import { endpointRows, endpointTable } from "./endpoints.js";
 import { renderValue } from "./report.js";
 
 const EVENT_KINDS = ["status", "progress", "log", "result"];
@@ -41,7 +43,7 @@ export async function renderJob(ctx) {
   const { data: initial } = await api(`/jobs/${encodeURIComponent(id)}`);
   if (!ctx.active()) return;
   document.title = `${initial.kind} job · asynclab`;
-  const state = { job: initial, status: initial.status, error: initial.error, progress: initial.progress, result: initial.result, lastSeq: 0, timeline: [], seconds: new Map(), firstAt: null, ended: false };
+  const state = { job: initial, status: initial.status, error: initial.error, progress: initial.progress, result: initial.result, lastSeq: 0, timeline: [], seconds: new Map(), firstAt: null, ended: false, endpointSort: null };
 
   const heading = h("h1", {}, `${initial.kind} job `, h("span", { class: "mono small", text: id }));
   const statusSlot = h("span", { id: "job-status-slot" });
@@ -54,6 +56,12 @@ export async function renderJob(ctx) {
   const figureList = h("dl", { class: "figures", id: "figures" });
   const noFigures = h("p", { class: "muted", text: "No progress reported yet." });
   const charts = h("div", { class: "charts", id: "charts" });
+  const endpoints = endpointTable((sort) => {
+    state.endpointSort = sort;
+    render();
+  });
+  const endpointSection = h("section", { "aria-labelledby": "endpoints-title", hidden: true, id: "endpoints" },
+    h("h2", { id: "endpoints-title", text: "Endpoints" }), endpoints.element);
   const log = h("pre", { class: "log", id: "log", tabindex: "0", role: "log", "aria-label": "Log lines" });
   const logSection = h("section", { "aria-labelledby": "log-title", hidden: true }, h("h2", { id: "log-title", text: "Log" }), log);
   const report = h("div", { id: "report" }, h("p", { class: "muted", text: "The report appears when the job ends." }));
@@ -64,6 +72,7 @@ export async function renderJob(ctx) {
       h("div", { class: "status-line" }, statusSlot, streamState, cancel, h("a", { href: `#/experiments/${encodeURIComponent(initial.kind)}`, text: "Launch another" })),
       message, times, errorBox),
     h("section", { "aria-labelledby": "progress-title" }, h("h2", { id: "progress-title", text: "Progress" }), bar, figureList, noFigures),
+    endpointSection,
     h("section", { "aria-labelledby": "charts-title" }, h("h2", { id: "charts-title", text: "Charts" }), charts),
     logSection,
     h("section", { "aria-labelledby": "report-title" }, h("h2", { id: "report-title", text: "Report" }), report),
@@ -97,6 +106,9 @@ export async function renderJob(ctx) {
     replace(figureList, shown.map(([key, value]) =>
       h("div", { class: "figure", dataset: { figure: key } }, h("dt", { text: key }), h("dd", { text: typeof value === "number" ? formatNumber(value, 2) : formatScalar(value) }))));
     noFigures.hidden = shown.length > 0;
+    const rows = endpointRows(state);
+    endpointSection.hidden = rows.length < 2;
+    if (rows.length >= 2) endpoints.update(rows, state.endpointSort);
     const drawn = state.job.kind === "http-fanout" ? fanoutCharts(state) : progressChart(state);
     replace(charts, drawn.length ? drawn : h("p", { class: "muted", text: "No chart for this job yet." }));
     if (state.result !== null && state.result !== undefined && !report.dataset.shown) {
