@@ -13,6 +13,7 @@ pub mod connection;
 pub mod dial;
 pub mod h2;
 pub mod http1;
+pub mod load;
 pub mod params;
 pub mod plan;
 pub mod report;
@@ -37,6 +38,7 @@ use self::breakdown::EndpointStats;
 use self::busy_poll::BusyPoll;
 use self::dial::Dialer;
 use self::h2::H2Connections;
+use self::load::ModelPlan;
 use self::params::{FanoutParams, HttpMethod, HttpVersion, check_url};
 use self::plan::FanoutPlan;
 use self::report::{FanoutReport, LoadModel, Reporter};
@@ -103,40 +105,39 @@ impl Experiment for HttpFanout {
             return Ok(report);
         }
         let plan = FanoutPlan::resolve(&params, &ctx.services().outbound).await?;
-        let kinds = plan.labels.len();
-        let dialer = Dialer::new(params.http_version, plan.needs_tls(), &ctx.services().tls_roots)?;
-        let workers = params.workers() as usize;
+        let dialer = Dialer::new(plan.load.http_version, plan.needs_tls(), &ctx.services().tls_roots)?;
+        let workers = plan.load.workers;
         let threads = worker_threads(workers);
         let started = Instant::now();
-        let schedule = params.is_open_model().then(|| ArrivalSchedule::new(&params.stages()));
         // The open model's backlog: arrivals wait here for a free worker; a full backlog drops.
         let (arrivals, backlog) = mpsc::channel::<Arrival>(workers.max(1));
-        let feed = match &schedule {
-            Some(_) => Feed::Open {
-                queue: Mutex::new(backlog),
-                pool_timeout: params.pool_timeout_ms.map(Duration::from_millis),
-            },
-            None => Feed::Closed {
+        let feed = match &plan.load.model {
+            ModelPlan::Open { pool_timeout, .. } => Feed::Open { queue: Mutex::new(backlog), pool_timeout: *pool_timeout },
+            ModelPlan::Closed { cap, duration, per_second } => Feed::Closed {
                 next: AtomicU64::new(0),
-                cap: params.request_cap(),
-                deadline: params.duration_ms.map(|ms| started + Duration::from_millis(ms)),
-                pacing: params.max_per_second.map(|per_second| Pacing { start: started, per_second }),
-                indices: RequestIndices::of(params.shard),
+                cap: *cap,
+                deadline: duration.map(|duration| started + duration),
+                pacing: per_second.map(|per_second| Pacing { start: started, per_second }),
+                indices: plan.load.indices,
             },
         };
-        let total = schedule.as_ref().map(ArrivalSchedule::total).or(params.request_cap());
         let fanout = Arc::new(Fanout {
-            plan,
             dialer,
             feed,
-            tally: SharedTally::new(threads, kinds),
-            request_timeout: Duration::from_millis(params.timeout_ms),
-            connect_timeout: Duration::from_millis(params.connect_timeout_ms.unwrap_or(params.timeout_ms)),
-            transport: match params.http_version {
-                HttpVersion::Http1 => Transport::Http1 { keep_alive: params.keep_alive },
-                HttpVersion::Http2 => Transport::Http2(H2Connections::new(params.max_connections as usize)),
+            tally: SharedTally::new(threads, plan.labels.len()),
+            request_timeout: plan.load.request_timeout,
+            connect_timeout: plan.load.connect_timeout,
+            transport: match plan.load.http_version {
+                HttpVersion::Http1 => Transport::Http1 { keep_alive: plan.load.keep_alive },
+                HttpVersion::Http2 => Transport::Http2(H2Connections::new(plan.load.max_connections as usize)),
             },
+            plan,
         });
+        let load = &fanout.plan.load;
+        let schedule = match &load.model {
+            ModelPlan::Open { schedule, .. } => Some(schedule.clone()),
+            ModelPlan::Closed { .. } => None,
+        };
 
         // The closed model runs as fast as answers come back; the open model keeps a schedule
         // and would only burn the CPU its scheduler needs.
@@ -144,7 +145,7 @@ impl Experiment for HttpFanout {
         let mut pool = spawn_worker_threads(&fanout, workers, threads, busy_poll);
         if let Some(schedule) = schedule.clone() {
             let fanout = fanout.clone();
-            let indices = RequestIndices::of(params.shard);
+            let indices = load.indices;
             pool.spawn(async move {
                 release_arrivals(&schedule, started, indices, arrivals, &fanout.tally, workers).await;
                 Ok(())
@@ -153,7 +154,7 @@ impl Experiment for HttpFanout {
             drop(arrivals);
         }
 
-        let mut reporter = Reporter::new(started, total);
+        let mut reporter = Reporter::new(started, load.total());
         let mut progress_timer = interval(PROGRESS_INTERVAL);
         progress_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut second_timer = tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
@@ -173,8 +174,8 @@ impl Experiment for HttpFanout {
         ctx.progress(reporter.snapshot(&fanout.tally, &fanout.plan.labels)).await;
         let model = if schedule.is_some() { LoadModel::Open } else { LoadModel::Closed };
         let target_rps = schedule.as_ref().map(ArrivalSchedule::mean_rate);
-        let mut report = reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, params.max_connections);
-        if params.shard.is_some() {
+        let mut report = reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, load.max_connections);
+        if load.is_shard {
             report.recorded = Some(shards::RecordedLatency::of(&fanout.tally));
         }
         ctx.services().meters.fanout_traffic(report.requests, report.bytes_sent, report.bytes_received);

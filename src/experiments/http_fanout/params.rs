@@ -270,15 +270,6 @@ impl FanoutParams {
             _ => None,
         }
     }
-
-    /// Workers, each sending one request at a time: requests in flight never exceed this. Over
-    /// HTTP/1.1 each owns at most one connection, so there are no more than `max_connections`.
-    pub fn workers(&self) -> u32 {
-        match self.http_version {
-            HttpVersion::Http1 => self.concurrency.map_or(self.max_connections, |c| c.min(self.max_connections)),
-            HttpVersion::Http2 => self.concurrency.unwrap_or(self.max_connections),
-        }
-    }
 }
 
 /// Checks that a URL is one the fan-out can request: `http` or `https`, with a host.

@@ -1,5 +1,6 @@
-//! The requests of a fan-out: which endpoint, method, path, headers and body request `i`
-//! carries, resolved once before the first request and checked against the outbound allowlist.
+//! A fan-out's plan, resolved once from its parameters before the first request: which
+//! endpoint, method, path, headers and body request `i` carries (checked against the outbound
+//! allowlist), the endpoints of the per-endpoint breakdown, and how the load runs ([`LoadPlan`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use url::{Position, Url};
 use super::breakdown::EndpointLabel;
 use super::dial::server_name;
 use super::http1::request::{EncodedRequest, RequestParts};
+use super::load::LoadPlan;
 use super::params::{FanoutParams, check_url};
 use super::request_spec::weighted_cycle;
 use crate::experiments::ExperimentError;
@@ -79,6 +81,8 @@ enum Order {
 pub struct FanoutPlan {
     /// The distinct servers.
     pub endpoints: Vec<Endpoint>,
+    /// How the load runs: model, workers, time limits, protocol.
+    pub load: LoadPlan,
     /// The endpoints of the per-endpoint breakdown, one per distinct key (two `urls` entries
     /// alike are one endpoint).
     pub labels: Vec<EndpointLabel>,
@@ -143,7 +147,7 @@ impl FanoutPlan {
             });
             templates.push(RequestTemplate { kind: label, endpoint, numbered: path.contains("{i}"), path, method, headers, body, http1 });
         }
-        Ok(FanoutPlan { endpoints, labels, templates, order })
+        Ok(FanoutPlan { endpoints, load: LoadPlan::of(params), labels, templates, order })
     }
 
     /// The kind of request `index`.
