@@ -91,9 +91,9 @@ pub struct FanoutReport {
     pub bytes_sent: u64,
     /// Response body bytes received.
     pub bytes_received: u64,
-    /// Each endpoint's own figures, one entry per request kind (a `targets` entry, one of
-    /// `urls`, or the `url` template), in the order the parameters give them; see
-    /// [`EndpointStats`].
+    /// Each endpoint's own figures (key, counts, statuses, errors, latency, rate), one entry per
+    /// request kind (a `targets` entry, one of `urls`, or the `url` template) in the order the
+    /// parameters give them; entries alike in method and URL are one endpoint.
     #[serde(default)]
     pub endpoints: Vec<EndpointStats>,
     /// Each threshold given, with the observed value and whether it passed.
