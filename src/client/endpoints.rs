@@ -9,10 +9,10 @@ use super::report::format_scalar;
 const COLUMNS: [(&str, fn(&Map<String, Value>) -> String); 8] = [
     ("requests", |endpoint| number(&endpoint["requests"])),
     ("failed", failed),
-    ("p50 ms", |endpoint| number(&endpoint["latency"]["p50_ms"])),
-    ("p90 ms", |endpoint| number(&endpoint["latency"]["p90_ms"])),
-    ("p99 ms", |endpoint| number(&endpoint["latency"]["p99_ms"])),
-    ("max ms", |endpoint| number(&endpoint["latency"]["max_ms"])),
+    ("p50 ms", |endpoint| latency(endpoint, "p50_ms")),
+    ("p90 ms", |endpoint| latency(endpoint, "p90_ms")),
+    ("p99 ms", |endpoint| latency(endpoint, "p99_ms")),
+    ("max ms", |endpoint| latency(endpoint, "max_ms")),
     ("rps", |endpoint| number(&endpoint["achieved_rps"])),
     ("outcome", outcome),
 ];
@@ -53,6 +53,14 @@ fn number(value: &Value) -> String {
     if value.is_null() { "-".into() } else { format_scalar(value) }
 }
 
+/// A latency figure, or `-` for an endpoint that got no response.
+fn latency(endpoint: &Map<String, Value>, field: &str) -> String {
+    match endpoint["latency"]["count"].as_u64() {
+        Some(0) => "-".into(),
+        _ => number(&endpoint["latency"][field]),
+    }
+}
+
 /// Failed requests: transport errors and statuses ≥ 400.
 fn failed(endpoint: &Map<String, Value>) -> String {
     match (endpoint["requests"].as_u64(), endpoint["error_rate"].as_f64()) {
@@ -85,7 +93,10 @@ mod tests {
              "latency": {"p50_ms": 0.31, "p90_ms": 0.5, "p99_ms": 1.2, "max_ms": 3.0}},
             {"key": "slow", "requests": 4, "error_rate": 0.5, "achieved_rps": 20.0,
              "status_counts": {"200": 2}, "error_counts": {"timeout": 2},
-             "latency": {"p50_ms": 2000.0, "p90_ms": 2990.0, "p99_ms": 2990.0, "max_ms": 2990.0}}
+             "latency": {"count": 2, "p50_ms": 2000.0, "p90_ms": 2990.0, "p99_ms": 2990.0, "max_ms": 2990.0}},
+            {"key": "down", "requests": 1, "error_rate": 1.0, "achieved_rps": 5.0,
+             "status_counts": {}, "error_counts": {"connect_refused": 1},
+             "latency": {"count": 0, "p50_ms": 0.0, "p90_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}}
         ]);
         assert!(is_breakdown(&endpoints));
         assert!(!is_breakdown(&json!([{"key": "x"}])));
@@ -93,6 +104,7 @@ mod tests {
 endpoint        requests  failed  p50 ms  p90 ms  p99 ms  max ms      rps  outcome
 GET http://h/a       300       0    0.31     0.5     1.2       3  1500.25  200=300
 slow                   4       2    2000    2990    2990    2990       20  200=2 timeout=2
+down                   1       1       -       -       -       -        5  connect_refused=1
 ";
         assert_eq!(table(endpoints.as_array().unwrap()), expected);
     }

@@ -17,8 +17,8 @@ export function endpointRows(state) {
       key: endpoint.key,
       requests: endpoint.requests,
       failures: Math.round((endpoint.error_rate || 0) * endpoint.requests),
-      p50_ms: endpoint.latency?.p50_ms,
-      p99_ms: endpoint.latency?.p99_ms,
+      p50_ms: endpoint.latency?.count ? endpoint.latency.p50_ms : null,
+      p99_ms: endpoint.latency?.count ? endpoint.latency.p99_ms : null,
     }));
   }
   return isObject(state.progress) && Array.isArray(state.progress.endpoints) ? state.progress.endpoints : [];

@@ -66,6 +66,12 @@ impl KindTally {
         KindTally { statuses: Vec::new(), errors: [0; FailureKind::ALL.len()], latency: endpoint_histogram(), body_bytes: 0 }
     }
 
+    /// What a tally taken out of [`KindTallies`] leaves: nothing, in a histogram of a few bytes.
+    fn spent() -> Self {
+        let latency = Histogram::new(ENDPOINT_SIGNIFICANT_DIGITS).expect("a valid precision");
+        KindTally { statuses: Vec::new(), errors: [0; FailureKind::ALL.len()], latency, body_bytes: 0 }
+    }
+
     fn record_response(&mut self, status: u16, latency_micros: u64, body_bytes: u64) {
         match self.statuses.iter_mut().find(|(code, _)| *code == status) {
             Some((_, count)) => *count += 1,
@@ -142,6 +148,20 @@ impl KindTallies {
         if let Some(mut tally) = self.cell(worker, kind) {
             tally.errors[failure.index()] += 1;
         }
+    }
+
+    /// Each endpoint's tally over all stripes, taken out (the tallies are left spent): for the
+    /// final report, so the largest breakdowns are never held twice. Empty with a single endpoint.
+    pub fn take_merged(&self) -> Vec<KindTally> {
+        let take = |cell: &Mutex<KindTally>| std::mem::replace(&mut *cell.lock().expect("endpoint tally poisoned"), KindTally::spent());
+        let Some(first) = self.cells.get(..self.kinds) else {
+            return Vec::new();
+        };
+        let mut merged: Vec<KindTally> = first.iter().map(take).collect();
+        for (index, cell) in self.cells.iter().enumerate().skip(self.kinds) {
+            merged[index % self.kinds].add(&take(cell));
+        }
+        merged
     }
 
     /// Each endpoint's tally over all stripes; empty with a single endpoint.
@@ -236,20 +256,21 @@ pub struct EndpointProgress {
     pub requests: u64,
     /// Failed requests so far (transport errors and statuses ≥ 400).
     pub failures: u64,
-    /// Its median latency so far.
-    pub p50_ms: f64,
-    /// Its 99th percentile latency so far.
-    pub p99_ms: f64,
+    /// Its median latency so far; none before its first response.
+    pub p50_ms: Option<f64>,
+    /// Its 99th percentile latency so far; none before its first response.
+    pub p99_ms: Option<f64>,
 }
 
 impl EndpointProgress {
     fn of(stats: EndpointStats) -> Self {
+        let answered = stats.latency.count > 0;
         EndpointProgress {
             failures: (stats.error_rate * stats.requests as f64).round() as u64,
             key: stats.key,
             requests: stats.requests,
-            p50_ms: stats.latency.p50_ms,
-            p99_ms: stats.latency.p99_ms,
+            p50_ms: answered.then_some(stats.latency.p50_ms),
+            p99_ms: answered.then_some(stats.latency.p99_ms),
         }
     }
 }
@@ -297,9 +318,10 @@ pub fn recorded(kinds: &[KindTally]) -> Vec<Vec<[u64; 2]>> {
     kinds.iter().map(|tally| recorded_values(&tally.latency)).collect()
 }
 
-/// The live figures of every endpoint, when there are at most [`LIVE_ENDPOINTS`].
+/// The live figures of every endpoint, when there are several and at most [`LIVE_ENDPOINTS`]
+/// (a single endpoint's are the total's).
 pub fn live(labels: &[EndpointLabel], kinds: &KindTallies, total: &Tally, elapsed: Duration) -> Option<Vec<EndpointProgress>> {
-    if labels.len() > LIVE_ENDPOINTS {
+    if !(2..=LIVE_ENDPOINTS).contains(&labels.len()) {
         return None;
     }
     Some(endpoint_stats(labels, &kinds.merged(), total, elapsed).into_iter().map(EndpointProgress::of).collect())
@@ -335,6 +357,18 @@ mod tests {
     }
 
     #[test]
+    fn taking_the_tallies_out_merges_every_stripe_once() {
+        let kinds = KindTallies::new(2, 3);
+        for worker in 0..6 {
+            kinds.record_response(worker, worker % 2, 200, 1_000, 1);
+        }
+        let taken = kinds.take_merged();
+        assert_eq!(taken.iter().map(|tally| tally.latency.len()).collect::<Vec<_>>(), [3, 3]);
+        assert_eq!(taken[1].status_counts(), BTreeMap::from([("200".into(), 3)]));
+        assert!(kinds.merged().iter().all(|tally| tally.latency.is_empty()), "nothing is left behind");
+    }
+
+    #[test]
     fn one_endpoint_is_the_total() {
         let kinds = KindTallies::new(1, 4);
         kinds.record_response(0, 0, 200, 1_000, 10);
@@ -359,5 +393,6 @@ mod tests {
         let total = Tally::new();
         assert_eq!(live(&labels(2), &KindTallies::new(2, 1), &total, Duration::from_secs(1)).map(|live| live.len()), Some(2));
         assert!(live(&labels(LIVE_ENDPOINTS + 1), &KindTallies::new(LIVE_ENDPOINTS + 1, 1), &total, Duration::from_secs(1)).is_none());
+        assert!(live(&labels(1), &KindTallies::new(1, 1), &total, Duration::from_secs(1)).is_none());
     }
 }

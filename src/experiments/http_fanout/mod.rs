@@ -174,10 +174,7 @@ impl Experiment for HttpFanout {
         ctx.progress(reporter.snapshot(&fanout.tally, &fanout.plan.labels)).await;
         let model = if schedule.is_some() { LoadModel::Open } else { LoadModel::Closed };
         let target_rps = schedule.as_ref().map(ArrivalSchedule::mean_rate);
-        let mut report = reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, load.max_connections);
-        if load.is_shard {
-            report.recorded = Some(shards::RecordedLatency::of(&fanout.tally));
-        }
+        let mut report = reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, load.max_connections, load.is_shard);
         ctx.services().meters.fanout_traffic(report.requests, report.bytes_sent, report.bytes_received);
         check_thresholds(&params, &mut report)?;
         Ok(report)

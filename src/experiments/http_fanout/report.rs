@@ -192,7 +192,8 @@ impl Reporter {
         }
     }
 
-    /// The final report, with the breakdown of `labels`' endpoints.
+    /// The final report, with the breakdown of `labels`' endpoints; a shard's (`is_shard`) with
+    /// its recorded latencies for the merge.
     pub fn report(
         mut self,
         tally: &SharedTally,
@@ -200,6 +201,7 @@ impl Reporter {
         model: LoadModel,
         target_rps: Option<f64>,
         max_connections: u32,
+        is_shard: bool,
     ) -> FanoutReport {
         let elapsed = self.started.elapsed();
         let last_second = tally.take_interval();
@@ -207,6 +209,7 @@ impl Reporter {
             self.push_second(last_second);
         }
         let merged = tally.merged();
+        let kinds = tally.kinds.take_merged();
         let responses: u64 = merged.statuses.values().sum();
         let requests = responses + merged.error_count();
         let failed_statuses: u64 = merged.statuses.iter().filter(|(status, _)| **status >= 400).map(|(_, count)| count).sum();
@@ -229,10 +232,10 @@ impl Reporter {
             max_connections,
             bytes_sent: tally.bytes_sent.load(Ordering::Relaxed),
             bytes_received: merged.body_bytes,
-            endpoints: endpoint_stats(labels, &tally.kinds.merged(), &merged, elapsed),
+            endpoints: endpoint_stats(labels, &kinds, &merged, elapsed),
             thresholds: Vec::new(),
             shards: None,
-            recorded: None,
+            recorded: is_shard.then(|| RecordedLatency::of(&merged, &kinds)),
         }
     }
 }

@@ -58,13 +58,21 @@ fn live_endpoints(snapshots: &[FanoutProgress]) -> Option<Vec<EndpointProgress>>
                 for (total, shard) in merged.iter_mut().zip(endpoints) {
                     total.requests += shard.requests;
                     total.failures += shard.failures;
-                    total.p50_ms = total.p50_ms.max(shard.p50_ms);
-                    total.p99_ms = total.p99_ms.max(shard.p99_ms);
+                    total.p50_ms = highest(total.p50_ms, shard.p50_ms);
+                    total.p99_ms = highest(total.p99_ms, shard.p99_ms);
                 }
             }
         }
     }
     merged
+}
+
+/// The higher of two latencies, either of which may be missing.
+fn highest(left: Option<f64>, right: Option<f64>) -> Option<f64> {
+    match (left, right) {
+        (Some(left), Some(right)) => Some(left.max(right)),
+        (left, right) => left.or(right),
+    }
 }
 
 /// The shards' reports as one report of the whole job.

@@ -16,7 +16,7 @@ pub use self::split::{ShardOf, split, validate_sharding};
 use super::params::FanoutParams;
 use super::report::FanoutReport;
 use super::breakdown;
-use super::tally::SharedTally;
+use super::tally::Tally;
 use crate::experiments::{Experiment, ExperimentError};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::jobs::{Job, JobStatus};
@@ -62,13 +62,13 @@ pub struct RecordedLatency {
 }
 
 impl RecordedLatency {
-    /// The recorded values of a tally's histograms.
-    pub fn of(tally: &SharedTally) -> Self {
-        let total = tally.merged();
+    /// The recorded values of the total's histograms and of each endpoint's (`kinds`, as
+    /// [`KindTallies::take_merged`](breakdown::KindTallies::take_merged) gives them).
+    pub fn of(total: &Tally, kinds: &[breakdown::KindTally]) -> Self {
         RecordedLatency {
             latency: recorded_values(&total.latency),
             service_time: recorded_values(&total.service_time),
-            endpoints: breakdown::recorded(&tally.kinds.merged()),
+            endpoints: breakdown::recorded(kinds),
         }
     }
 }
