@@ -20,13 +20,15 @@ const COLUMNS: [(&str, fn(&Map<String, Value>) -> String); 8] = [
 /// Whether `value` is a breakdown: a list of objects, each with a `key` and a `latency`.
 pub fn is_breakdown(value: &Value) -> bool {
     value.as_array().is_some_and(|items| {
-        !items.is_empty() && items.iter().all(|item| item.get("key").is_some_and(Value::is_string) && item.get("latency").is_some_and(Value::is_object))
+        !items.is_empty()
+            && items.iter().all(|item| item.get("key").is_some_and(Value::is_string) && item.get("latency").is_some_and(Value::is_object))
     })
 }
 
 /// The table: a heading line, then one line per endpoint; numbers right-aligned, the outcome last.
 pub fn table(endpoints: &[Value]) -> String {
-    let mut rows: Vec<Vec<String>> = vec![std::iter::once("endpoint").chain(COLUMNS.iter().map(|(heading, _)| *heading)).map(str::to_string).collect()];
+    let mut rows: Vec<Vec<String>> =
+        vec![std::iter::once("endpoint").chain(COLUMNS.iter().map(|(heading, _)| *heading)).map(str::to_string).collect()];
     for endpoint in endpoints.iter().filter_map(Value::as_object) {
         let key = endpoint.get("key").map(format_scalar).unwrap_or_default();
         rows.push(std::iter::once(key).chain(COLUMNS.iter().map(|(_, read)| read(endpoint))).collect());

@@ -159,7 +159,10 @@ async fn the_breakdown_is_merged_across_shards() {
     }
     let expected = asynclab::stats::LatencySummary::from_micros(&union);
     let merged: asynclab::stats::LatencySummary = serde_json::from_value(endpoint(report, "slow")["latency"].clone()).unwrap();
-    assert_eq!((merged.count, merged.p50_ms, merged.p99_ms, merged.max_ms), (expected.count, expected.p50_ms, expected.p99_ms, expected.max_ms));
+    assert_eq!(
+        (merged.count, merged.p50_ms, merged.p99_ms, merged.max_ms),
+        (expected.count, expected.p50_ms, expected.p99_ms, expected.max_ms)
+    );
     assert_eq!(statuses, 200);
     assert_eq!(endpoint(report, &format!("GET {}/targets/status/500", mix.status.address))["status_counts"], json!({"500": 200}));
     app.stop().await;

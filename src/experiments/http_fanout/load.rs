@@ -105,7 +105,8 @@ mod tests {
 
     #[test]
     fn defaults_and_cross_field_rules_are_resolved_once() {
-        let closed = plan(serde_json::json!({"urls": ["http://127.0.0.1/a", "http://127.0.0.1/b"], "concurrency": 64, "max_connections": 8}));
+        let closed =
+            plan(serde_json::json!({"urls": ["http://127.0.0.1/a", "http://127.0.0.1/b"], "concurrency": 64, "max_connections": 8}));
         assert!(matches!(closed.model, ModelPlan::Closed { cap: Some(2), duration: None, per_second: None }), "{closed:?}");
         assert_eq!((closed.workers, closed.total()), (8, Some(2)), "HTTP/1.1 workers are capped by the connections");
         assert_eq!((closed.request_timeout, closed.connect_timeout), (Duration::from_secs(10), Duration::from_secs(10)));

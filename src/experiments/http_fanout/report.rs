@@ -130,8 +130,8 @@ pub struct FanoutProgress {
     pub elapsed_ms: f64,
     /// The most recent complete second, for live charts.
     pub last_second: Option<SecondStats>,
-    /// Each endpoint's live figures, in the report's `endpoints` order, when there are at most
-    /// 20 endpoints.
+    /// Each endpoint's live figures, in the report's `endpoints` order, when there are 2 to 20
+    /// endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Vec<EndpointProgress>>,
 }
