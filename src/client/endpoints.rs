@@ -5,8 +5,11 @@ use serde_json::{Map, Value};
 
 use super::report::format_scalar;
 
+/// How a column reads its cell from an endpoint.
+type Cell = fn(&Map<String, Value>) -> String;
+
 /// The table's columns after the endpoint: heading and how to read the value.
-const COLUMNS: [(&str, fn(&Map<String, Value>) -> String); 8] = [
+const COLUMNS: [(&str, Cell); 8] = [
     ("requests", |endpoint| number(&endpoint["requests"])),
     ("failed", failed),
     ("p50 ms", |endpoint| latency(endpoint, "p50_ms")),

@@ -206,7 +206,7 @@ async fn progress_events_carry_each_endpoints_live_figures() {
     let params = json!({"count": 500, "max_connections": 2, "targets": mix.targets()});
     let id = app.launch_ok("http-fanout", &params).await;
     let events = app.all_events(&id, None).await;
-    let last = events.iter().filter(|event| event.event == "progress").last().expect("a progress event");
+    let last = events.iter().rfind(|event| event.event == "progress").expect("a progress event");
     let live = last.data["data"]["endpoints"].as_array().unwrap_or_else(|| panic!("{}", last.data));
     let figures: Vec<(&str, u64, u64)> = live
         .iter()

@@ -76,13 +76,13 @@ pub fn validate_targets(targets: &[TargetSpec], errors: &mut FieldErrors) {
             let chars = name.chars().count();
             errors.check(
                 (1..=MAX_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control),
-                &field("name"),
+                field("name"),
                 format!("must be 1 to {MAX_NAME_CHARS} characters, none of them control characters"),
             );
             let first = targets.iter().position(|other| other.name.as_ref() == Some(name));
             errors.check(
                 first == Some(index),
-                &field("name"),
+                field("name"),
                 format!("targets[{}] has the same name; names must be unique", first.unwrap_or_default()),
             );
         }
