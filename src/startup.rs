@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
@@ -13,7 +14,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::limits::{ClientAddress, LaunchLimiter, Limits, SubscriberLimit};
+use crate::api::connections::{ConnectionLimits, fit_to_descriptor_limit};
+use crate::api::limits::{LaunchLimiter, Limits, SubscriberLimit};
 use crate::api::state::AppState;
 use crate::config::ServeConfig;
 use crate::experiments::Registry;
@@ -102,11 +104,15 @@ impl Application {
         let Application { listener, address, state } = self;
         let grace = state.config.shutdown_grace();
         let stop_accepting = CancellationToken::new();
-        let server = tokio::spawn(
-            axum::serve(listener, crate::api::router(state.clone()).into_make_service_with_connect_info::<ClientAddress>())
-                .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-                .into_future(),
-        );
+        let drop_connections = CancellationToken::new();
+        let server = tokio::spawn(crate::api::connections::serve(
+            listener,
+            crate::api::router(state.clone()),
+            connection_limits(&state.config),
+            state.services.meters.clone(),
+            stop_accepting.clone(),
+            drop_connections.clone(),
+        ));
         tracing::info!(%address, "asynclab listening");
         shutdown.await;
         tracing::info!("shutting down");
@@ -119,16 +125,27 @@ impl Application {
         state.streams.close();
         let _ = tokio::time::timeout(grace, state.streams.wait()).await;
         match tokio::time::timeout(grace, server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
+            Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "server task failed"),
-            Err(_) => tracing::warn!("connections still open after the grace period"),
+            Err(_) => {
+                tracing::warn!("connections still open after the grace period; closing them");
+                drop_connections.cancel();
+            }
         }
         state.bus.shutdown().await;
         state.store.close().await;
         state.services.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The connection bounds the configuration asks for, within the file-descriptor limit.
+fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections: fit_to_descriptor_limit(config.max_connections as usize),
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms),
     }
 }
 

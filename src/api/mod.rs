@@ -2,6 +2,7 @@
 //! document.
 
 pub mod access_token;
+pub mod connections;
 pub mod docs;
 pub mod events;
 pub mod experiments;
@@ -9,6 +10,7 @@ pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod server_meters;
 pub mod state;
 pub mod store_error;
 pub mod ui;

@@ -30,6 +30,7 @@ mod replicas;
 pub mod reliability;
 mod service_process;
 mod sftp;
+mod slow_clients;
 mod store_faults;
 mod s3;
 mod secrets;
