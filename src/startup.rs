@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::auth::Authenticator;
+use crate::api::auth::failures::FailureLimiter;
+use crate::api::auth::secret::TokenKey;
 use crate::api::connections::{ConnectionLimits, fit_to_descriptor_limit};
 use crate::api::limits::{LaunchLimiter, Limits, SubscriberLimit};
 use crate::api::state::AppState;
@@ -69,6 +73,16 @@ impl Application {
         );
         runner.start();
 
+        let key = match &config.token_key {
+            Some(key) => key.expose_secret().as_bytes().to_vec(),
+            None => store.token_key(&TokenKey::random_bytes()).await.context("cannot read the token key")?,
+        };
+        let auth = Arc::new(Authenticator::new(config.token.clone(), TokenKey::new(key), store.clone()));
+        auth.follow_revocations(&TaskTracker::new(), stopping.clone());
+        let auth_failures = Arc::new(FailureLimiter::new(
+            NonZeroU32::new(config.auth_failure_burst).unwrap_or(NonZeroU32::MIN),
+            NonZeroU32::new(config.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN),
+        ));
         let target_stats = Arc::new(TargetStats::default());
         let limits = Arc::new(Limits {
             launches: LaunchLimiter::new(config.launch_rate, config.launch_burst),
@@ -82,6 +96,8 @@ impl Application {
             config: Arc::new(config),
             target_stats: target_stats.clone(),
             limits,
+            auth,
+            auth_failures,
             stopping,
             streams: TaskTracker::new(),
             streams_closing: CancellationToken::new(),

@@ -1,5 +1,5 @@
-//! The HTTP server's own measurements: connections open and refused, and failed
-//! authentications by reason.
+//! The HTTP server's own measurements: connections open and refused, failed authentications
+//! by reason, and jobs launched by token name.
 
 use metrics::{counter, gauge};
 
@@ -8,6 +8,7 @@ use crate::meters::Meters;
 const CONNECTIONS_OPEN: &str = "asynclab_connections_open";
 const CONNECTIONS_REFUSED: &str = "asynclab_connections_refused_total";
 const AUTH_FAILURES: &str = "asynclab_auth_failures_total";
+const JOBS_LAUNCHED: &str = "asynclab_jobs_launched_total";
 
 impl Meters {
     /// Counts an open connection until the returned guard is dropped.
@@ -19,6 +20,13 @@ impl Meters {
     /// A connection was refused: the server had as many open as it allows.
     pub fn connection_refused(&self) {
         self.record(|| counter!(CONNECTIONS_REFUSED).increment(1));
+    }
+
+    /// A job was launched with the token named `launched_by` (token names are few: admins
+    /// create them, so the label's cardinality stays small).
+    pub fn job_launched(&self, launched_by: &str) {
+        let launched_by = launched_by.to_string();
+        self.record(|| counter!(JOBS_LAUNCHED, "launched_by" => launched_by).increment(1));
     }
 
     /// A request's credentials were refused (`reason`: `missing`, `invalid`, `expired`,

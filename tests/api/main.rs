@@ -27,6 +27,7 @@ mod openapi;
 mod recovery;
 mod redis;
 mod replicas;
+mod roles;
 pub mod reliability;
 mod service_process;
 mod sftp;
