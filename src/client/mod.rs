@@ -11,6 +11,7 @@ pub mod duration;
 pub mod follow;
 pub mod params;
 pub mod report;
+pub mod token;
 
 use std::path::PathBuf;
 use std::time::Duration;

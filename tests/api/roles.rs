@@ -249,3 +249,50 @@ async fn failed_authentications_are_limited_per_address_and_counted() {
     assert!(metrics.contains("asynclab_auth_failures_total{reason=\"rate_limited\"} 1"), "{metrics}");
     app.stop().await;
 }
+
+/// Runs `asynclab token ARGS` against `server` with `token` as ASYNCLAB_TOKEN.
+async fn token_cli(server: &str, token: &str, args: &[&str]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_asynclab"));
+    command
+        .arg("token")
+        .args(args)
+        .args(["--server", server])
+        .env("ASYNCLAB_TOKEN", token)
+        .env_remove("ASYNCLAB_SERVER")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(60), command.output()).await.expect("the client ends").expect("the client runs")
+}
+
+#[tokio::test]
+async fn the_token_command_creates_lists_and_revokes() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let app = TestApp::start(&database, &["--token", BOOTSTRAP]).await;
+    let created = token_cli(&app.address, BOOTSTRAP, &["create", "--role", "launcher", "--name", "ci", "--expires", "90d"]).await;
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("alab_"), "only the token on standard output: {token:?}");
+    assert!(String::from_utf8_lossy(&created.stderr).contains("only time it is shown"));
+    let ci = client_with(&app.address, &token);
+    assert_eq!(ci.get_json("/whoami").await["role"], "launcher");
+
+    let listed = token_cli(&app.address, BOOTSTRAP, &["list"]).await;
+    let text = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.status.success());
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..4], ["ci", "launcher", "active", "bootstrap"], "{text}");
+    assert_eq!(row.len(), 6, "created_at and expires_at: {text}");
+    assert!(!text.contains(token.rsplit('_').next().unwrap()), "the list shows no secret");
+
+    // A launcher may not manage tokens: the refusal is explained and the exit code is 1.
+    let refused = token_cli(&app.address, &token, &["revoke", "ci"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Forbidden (403)"), "{}", String::from_utf8_lossy(&refused.stderr));
+
+    let revoked = token_cli(&app.address, BOOTSTRAP, &["revoke", "ci"]).await;
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert_eq!(ci.client.get(ci.url("/whoami")).send().await.unwrap().status(), 401);
+    let again = token_cli(&app.address, BOOTSTRAP, &["revoke", "ci"]).await;
+    assert_eq!(again.status.code(), Some(1));
+    app.stop().await;
+}
