@@ -7,6 +7,7 @@ mod webdriver;
 mod cli;
 mod dashboard;
 mod dashboard_http;
+mod dashboard_roles;
 mod database;
 mod docs;
 mod errors;
