@@ -12,8 +12,8 @@
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -70,7 +70,12 @@ pub fn fit_to_descriptor_limit(requested: usize) -> usize {
     }
     let fitting = usize::try_from(limit.rlim_cur / 2).unwrap_or(usize::MAX).max(1);
     if requested > fitting {
-        tracing::warn!(requested, allowed = fitting, descriptors = limit.rlim_cur, "ASYNCLAB_MAX_CONNECTIONS lowered to half the file-descriptor limit");
+        tracing::warn!(
+            requested,
+            allowed = fitting,
+            descriptors = limit.rlim_cur,
+            "ASYNCLAB_MAX_CONNECTIONS lowered to half the file-descriptor limit"
+        );
         return fitting;
     }
     requested
@@ -148,7 +153,13 @@ fn request_service(
 /// Drives one connection, closing it when a timeout passes or asking it to finish when the
 /// server stops. `finish` asks the connection to stop taking requests and close once the
 /// current ones end.
-async fn watch<C: Future>(connection: C, finish: impl Fn(Pin<&mut C>), activity: &Activity, limits: ConnectionLimits, stop: CancellationToken) {
+async fn watch<C: Future>(
+    connection: C,
+    finish: impl Fn(Pin<&mut C>),
+    activity: &Activity,
+    limits: ConnectionLimits,
+    stop: CancellationToken,
+) {
     let mut connection = std::pin::pin!(connection);
     let mut check = tokio::time::interval(limits.check_every());
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -276,11 +287,7 @@ impl AsyncWrite for WatchedStream {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::api::auth::authenticator::{ANONYMOUS_NAME, BOOTSTRAP_NAME};
 use crate::api::auth::{Principal, secret};
-use crate::error::{ApiError, AppPath, JsonBody, Problem};
 use crate::api::state::AppState;
+use crate::error::{ApiError, AppPath, JsonBody, Problem};
 use crate::store::token::{Role, TokenRecord};
 
 /// The longest expiry a token may be given.
@@ -144,7 +144,8 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<TokenInfo>>,
     responses((status = 200, body = TokenInfo, description = "The revoked token"),
               (status = 404, body = Problem, content_type = "application/problem+json", description = "No token of that name that is not revoked")))]
 pub async fn revoke(State(state): State<AppState>, AppPath(name): AppPath<String>) -> Result<Json<TokenInfo>, ApiError> {
-    let revoked = state.store.revoke_token(&name).await?.ok_or_else(|| ApiError::not_found("name", format!("no active token named {name:?}")))?;
+    let revoked =
+        state.store.revoke_token(&name).await?.ok_or_else(|| ApiError::not_found("name", format!("no active token named {name:?}")))?;
     state.auth.forget(revoked.id);
     tracing::info!(token.name = %revoked.name, "token revoked");
     Ok(Json(revoked.into()))

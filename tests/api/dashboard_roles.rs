@@ -17,7 +17,10 @@ async fn a_viewer_sees_jobs_and_reports_but_no_launch_form_or_cancel_button() {
     let admin = client_with(&app.address, BOOTSTRAP);
     let viewer = create_token(&admin, "watcher", "viewer", None).await;
     let finished = admin
-        .launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 5}, {"name": "b", "delay_ms": 10}]}))
+        .launch_ok(
+            "structured-concurrency",
+            &json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 5}, {"name": "b", "delay_ms": 10}]}),
+        )
         .await;
     admin.wait_until_ended(&finished).await;
     let running = admin.launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "t", "delay_ms": 60000}]})).await;
@@ -43,7 +46,8 @@ async fn a_viewer_sees_jobs_and_reports_but_no_launch_form_or_cancel_button() {
     assert!(report.as_str().unwrap().contains("tasks"), "report: {report}");
     let page = browser.page_text().await;
     assert!(page.contains("launched by") && page.contains("bootstrap"), "{page}");
-    let launch_link = browser.execute("return [...document.querySelectorAll('a')].some((a) => a.textContent === 'Launch another')", json!([])).await;
+    let launch_link =
+        browser.execute("return [...document.querySelectorAll('a')].some((a) => a.textContent === 'Launch another')", json!([])).await;
     assert_eq!(launch_link, false);
 
     // A running job another token launched: the viewer gets no cancel button.
@@ -55,10 +59,14 @@ async fn a_viewer_sees_jobs_and_reports_but_no_launch_form_or_cancel_button() {
     // The list shows who launched each job and filters on it.
     browser.execute("location.hash = '#/jobs'", json!([])).await;
     browser.wait_until("two rows", "return document.querySelectorAll('#jobs-body tr[data-job]').length === 2").await;
-    let launched_by = browser.execute("return [...document.querySelectorAll('#jobs-body td.launched-by')].map((td) => td.textContent)", json!([])).await;
+    let launched_by =
+        browser.execute("return [...document.querySelectorAll('#jobs-body td.launched-by')].map((td) => td.textContent)", json!([])).await;
     assert_eq!(launched_by, json!(["bootstrap", "bootstrap"]));
     browser
-        .execute("const f = document.querySelector('#filter-launched-by'); f.value = 'someone-else'; f.dispatchEvent(new Event('change'))", json!([]))
+        .execute(
+            "const f = document.querySelector('#filter-launched-by'); f.value = 'someone-else'; f.dispatchEvent(new Event('change'))",
+            json!([]),
+        )
         .await;
     browser.wait_until("no rows", "return document.querySelectorAll('#jobs-body tr[data-job]').length === 0").await;
     browser.quit().await;

@@ -32,7 +32,8 @@ async fn refused_after(client: &ApiClient, since: Instant) -> Duration {
 #[tokio::test]
 async fn a_revoked_token_stops_working_on_three_replicas_within_a_second() {
     let database = TestDatabase::new(Backend::Postgres);
-    let dirs: Vec<_> = (0..3).map(|index| std::env::temp_dir().join(format!("asynclab-revocation-{index}-{}", uuid::Uuid::new_v4().simple()))).collect();
+    let dirs: Vec<_> =
+        (0..3).map(|index| std::env::temp_dir().join(format!("asynclab-revocation-{index}-{}", uuid::Uuid::new_v4().simple()))).collect();
     let url = database.url.as_str();
     let replicas = join_all(dirs.iter().enumerate().map(|(index, dir)| async move {
         let id = format!("replica-{index}");

@@ -27,13 +27,8 @@ pub fn client_with(address: &str, token: &str) -> ApiClient {
 
 /// Creates a token through the API as `admin`; returns the secret.
 pub async fn create_token(admin: &ApiClient, name: &str, role: &str, expires_in: Option<&str>) -> String {
-    let response = admin
-        .client
-        .post(admin.url("/tokens"))
-        .json(&json!({"name": name, "role": role, "expires_in": expires_in}))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        admin.client.post(admin.url("/tokens")).json(&json!({"name": name, "role": role, "expires_in": expires_in})).send().await.unwrap();
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
     let created: Value = response.json().await.unwrap();
     assert_eq!(created["name"], name);

@@ -72,9 +72,7 @@ async fn trickling_heads_are_closed_after_the_header_timeout_and_do_not_stop_a_l
     });
 
     // Meanwhile a new client launches a job and follows it to its end.
-    let id = app
-        .launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 200}]}))
-        .await;
+    let id = app.launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 200}]})).await;
     let events = app.all_events(&id, None).await;
     let end = events.last().expect("events");
     assert_eq!(end.event, "end");
@@ -106,9 +104,7 @@ async fn an_idle_connection_is_closed_but_an_event_stream_outlives_the_idle_time
     assert!(opened.elapsed() >= Duration::from_millis(500));
 
     // A job running four idle timeouts: its stream stays open through them and ends with the job.
-    let id = app
-        .launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 2000}]}))
-        .await;
+    let id = app.launch_ok("structured-concurrency", &json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 2000}]})).await;
     let events = app.all_events(&id, None).await;
     let end = events.last().expect("events");
     assert_eq!(end.event, "end", "the stream was cut: {events:?}");

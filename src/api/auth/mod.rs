@@ -23,14 +23,15 @@ use policy::Access;
 
 use crate::api::access_token;
 use crate::api::limits::ClientAddress;
-use crate::error::ApiError;
 use crate::api::state::AppState;
+use crate::error::ApiError;
 
 /// Route middleware: authenticates the caller, checks the route's access, and hands the
 /// handler the [`Principal`] as a request extension.
 pub async fn authorize(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let query_token = access_token::take_from_query(&mut request);
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| request.uri().path().to_string(), |path| path.as_str().to_string());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| request.uri().path().to_string(), |path| path.as_str().to_string());
     let access = policy::access(request.method(), &route);
     if access == Access::Public {
         return next.run(request).await;

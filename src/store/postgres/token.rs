@@ -59,17 +59,13 @@ impl TokenStore for PgJobStore {
     }
 
     async fn find_token(&self, id: Uuid) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(&format!("select {TOKEN_COLUMNS} from api_token where id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!("select {TOKEN_COLUMNS} from api_token where id = $1")).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(token_from_row).transpose()
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(&format!("select {TOKEN_COLUMNS} from api_token order by created_at desc, id desc"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&format!("select {TOKEN_COLUMNS} from api_token order by created_at desc, id desc")).fetch_all(&self.pool).await?;
         rows.iter().map(token_from_row).collect()
     }
 

@@ -68,13 +68,12 @@ impl TokenStore for SqliteJobStore {
 
     async fn revoke_token(&self, name: &str) -> Result<Option<TokenRecord>, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let row = sqlx::query(&format!(
-            "update api_token set revoked_at = ?1 where name = ?2 and revoked_at is null returning {TOKEN_COLUMNS}"
-        ))
-        .bind(encode_time(chrono::Utc::now()))
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row =
+            sqlx::query(&format!("update api_token set revoked_at = ?1 where name = ?2 and revoked_at is null returning {TOKEN_COLUMNS}"))
+                .bind(encode_time(chrono::Utc::now()))
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         tx.commit().await?;
         row.as_ref().map(token_from_row).transpose()
     }
