@@ -127,13 +127,16 @@ pub async fn serve(
     connections.wait().await;
 }
 
+/// What a connection's service answers each request with.
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>>;
+
 /// The service of one connection: stamps the client's address on each request and counts the
 /// request in progress until its response body is dropped.
 fn request_service(
     router: Router,
     client: ClientAddress,
     activity: Arc<Activity>,
-) -> impl Fn(hyper::Request<Incoming>) -> Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>> + Clone {
+) -> impl Fn(hyper::Request<Incoming>) -> ResponseFuture + Clone {
     move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(client));
         let in_progress = RequestInProgress::start(activity.clone());
