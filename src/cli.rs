@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::child::ChildArgs;
 use crate::client::RunArgs;
+use crate::client::token::TokenArgs;
 use crate::config::ServeConfig;
 use crate::targets::standalone::TargetConfig;
 
@@ -31,6 +32,9 @@ pub enum Command {
     /// 1 failed, 2 thresholds missed, 3 cancelled (also on --timeout or Ctrl-C), 4 usage or
     /// connection error.
     Run(RunArgs),
+    /// Manage a server's API tokens: create (the secret is printed once), list, revoke. Needs
+    /// an admin token (ASYNCLAB_TOKEN). Exit code: 0 done, 1 refused or failed.
+    Token(TokenArgs),
     /// Run only the built-in load target: the HTTP endpoints and a TCP echo server.
     Target(TargetConfig),
     /// The built-in child program of the `subprocess` experiment.

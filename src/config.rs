@@ -94,9 +94,38 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_CHILD_EXE")]
     pub child_exe: Option<PathBuf>,
 
-    /// Bearer token required on every route but /healthz; mandatory when binding off loopback.
+    /// The bootstrap admin token: with it, every route but /healthz and the dashboard's files
+    /// needs a token (this one or one created through /tokens); mandatory off loopback.
     #[arg(long, env = "ASYNCLAB_TOKEN", hide_env_values = true)]
     pub token: Option<SecretString>,
+
+    /// The key API token secrets are hashed with (HMAC-SHA256); the same on every replica.
+    /// Unset, a random key is generated once and kept in the job store.
+    #[arg(long, env = "ASYNCLAB_TOKEN_KEY", hide_env_values = true)]
+    pub token_key: Option<SecretString>,
+
+    /// Failed authentications one client address may make at once before it is refused (429).
+    #[arg(long, env = "ASYNCLAB_AUTH_FAILURE_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failure_burst: u32,
+
+    /// Failed authentications per minute one client address may make after the burst.
+    #[arg(long, env = "ASYNCLAB_AUTH_FAILURES_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failures_per_minute: u32,
+
+    /// The most HTTP connections open at once; beyond it a new connection gets `503` and is
+    /// closed. Lowered at start-up to half the process's file-descriptor limit when above it.
+    #[arg(long, env = "ASYNCLAB_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// How long a client may take to send a request's head once it has started (on a kept-alive
+    /// connection: once the first byte of the next request arrives); then the connection is closed.
+    #[arg(long, env = "ASYNCLAB_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub header_timeout_ms: u64,
+
+    /// How long a connection may stay open with no request in progress and nothing received;
+    /// then it is closed. A request in progress (an event stream too) is never cut by it.
+    #[arg(long, env = "ASYNCLAB_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub idle_timeout_ms: u64,
 
     /// PostgreSQL database the `database` experiment works in (postgres://…); never the job
     /// store's database. Unset, the experiment's `postgres` target is unavailable.

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// Missing or wrong bearer token.
     #[error("unauthorized")]
     Unauthorized,
+    /// The caller's token is valid but its role may not do this.
+    #[error("forbidden")]
+    Forbidden(String),
     /// The request body is larger than allowed.
     #[error("payload too large")]
     PayloadTooLarge(u64),
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -135,8 +139,14 @@ impl ApiError {
                 "Unauthorized",
                 vec![FieldError {
                     field: "Authorization".into(),
-                    reason: "missing or wrong bearer token: send Authorization: Bearer <ASYNCLAB_TOKEN>".into(),
+                    reason: "missing, wrong, expired or revoked bearer token: send Authorization: Bearer <token>".into(),
                 }],
+                None,
+            ),
+            ApiError::Forbidden(reason) => (
+                "forbidden",
+                "Forbidden",
+                vec![FieldError { field: "Authorization".into(), reason: reason.clone() }],
                 None,
             ),
             ApiError::PayloadTooLarge(limit) => (

@@ -21,6 +21,10 @@ fn main() -> anyhow::Result<()> {
         let outcome = runtime.block_on(asynclab::client::run(args));
         std::process::exit(outcome.code());
     }
+    if let Some(Command::Token(args)) = cli.command {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+        std::process::exit(runtime.block_on(asynclab::client::token::run(args)));
+    }
     tokio::runtime::Runtime::new().context("cannot start the runtime")?.block_on(dispatch(cli))
 }
 
@@ -33,7 +37,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Serve(config)) => serve(config).await,
         Some(Command::Target(_)) => unreachable!("the target runs on a runtime of its own"),
-        Some(Command::Run(_)) => unreachable!("the client runs on a runtime of its own"),
+        Some(Command::Run(_) | Command::Token(_)) => unreachable!("the clients run on a runtime of their own"),
         Some(Command::Child(args)) => asynclab::child::run(args).await,
         None => serve(cli.serve).await,
     }

@@ -72,7 +72,7 @@ impl Meters {
     }
 
     /// Runs `measure` with this application's recorder as the `metrics` macros' target.
-    fn record(&self, measure: impl FnOnce()) {
+    pub(crate) fn record(&self, measure: impl FnOnce()) {
         with_local_recorder(self.recorder.as_ref(), measure);
     }
 

@@ -5,7 +5,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
@@ -13,7 +15,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::limits::{ClientAddress, LaunchLimiter, Limits, SubscriberLimit};
+use crate::api::auth::Authenticator;
+use crate::api::auth::failures::FailureLimiter;
+use crate::api::auth::secret::TokenKey;
+use crate::api::connections::{ConnectionLimits, fit_to_descriptor_limit};
+use crate::api::limits::{LaunchLimiter, Limits, SubscriberLimit};
 use crate::api::state::AppState;
 use crate::config::ServeConfig;
 use crate::experiments::Registry;
@@ -67,6 +73,16 @@ impl Application {
         );
         runner.start();
 
+        let key = match &config.token_key {
+            Some(key) => key.expose_secret().as_bytes().to_vec(),
+            None => store.token_key(&TokenKey::random_bytes()).await.context("cannot read the token key")?,
+        };
+        let auth = Arc::new(Authenticator::new(config.token.clone(), TokenKey::new(key), store.clone()));
+        auth.follow_revocations(&TaskTracker::new(), stopping.clone());
+        let auth_failures = Arc::new(FailureLimiter::new(
+            NonZeroU32::new(config.auth_failure_burst).unwrap_or(NonZeroU32::MIN),
+            NonZeroU32::new(config.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN),
+        ));
         let target_stats = Arc::new(TargetStats::default());
         let limits = Arc::new(Limits {
             launches: LaunchLimiter::new(config.launch_rate, config.launch_burst),
@@ -80,6 +96,8 @@ impl Application {
             config: Arc::new(config),
             target_stats: target_stats.clone(),
             limits,
+            auth,
+            auth_failures,
             stopping,
             streams: TaskTracker::new(),
             streams_closing: CancellationToken::new(),
@@ -102,11 +120,15 @@ impl Application {
         let Application { listener, address, state } = self;
         let grace = state.config.shutdown_grace();
         let stop_accepting = CancellationToken::new();
-        let server = tokio::spawn(
-            axum::serve(listener, crate::api::router(state.clone()).into_make_service_with_connect_info::<ClientAddress>())
-                .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-                .into_future(),
-        );
+        let drop_connections = CancellationToken::new();
+        let server = tokio::spawn(crate::api::connections::serve(
+            listener,
+            crate::api::router(state.clone()),
+            connection_limits(&state.config),
+            state.services.meters.clone(),
+            stop_accepting.clone(),
+            drop_connections.clone(),
+        ));
         tracing::info!(%address, "asynclab listening");
         shutdown.await;
         tracing::info!("shutting down");
@@ -119,16 +141,27 @@ impl Application {
         state.streams.close();
         let _ = tokio::time::timeout(grace, state.streams.wait()).await;
         match tokio::time::timeout(grace, server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::error!(%error, "server error"),
+            Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "server task failed"),
-            Err(_) => tracing::warn!("connections still open after the grace period"),
+            Err(_) => {
+                tracing::warn!("connections still open after the grace period; closing them");
+                drop_connections.cancel();
+            }
         }
         state.bus.shutdown().await;
         state.store.close().await;
         state.services.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The connection bounds the configuration asks for, within the file-descriptor limit.
+fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections: fit_to_descriptor_limit(config.max_connections as usize),
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms),
     }
 }
 

@@ -34,6 +34,7 @@ use crate::experiments;
         (name = "jobs", description = "Jobs, their live events and cancellation"),
         (name = "health", description = "Liveness and readiness"),
         (name = "targets", description = "The built-in load target"),
+        (name = "tokens", description = "API tokens and roles (admins only), and who the caller is"),
     )
 )]
 pub struct ApiDoc;

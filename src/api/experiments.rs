@@ -1,6 +1,6 @@
 //! The catalogue of experiment kinds and launching one.
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::auth::Principal;
 use crate::error::{ApiError, AppPath, AppQuery, JsonBody};
 use crate::experiments::{self, Availability, ExperimentEntry};
 use crate::api::state::AppState;
@@ -82,6 +83,7 @@ pub async fn launch(
     AppPath(kind): AppPath<String>,
     AppQuery(query): AppQuery<LaunchQuery>,
     headers: HeaderMap,
+    Extension(caller): Extension<Principal>,
     JsonBody(raw): JsonBody,
 ) -> Result<Response, ApiError> {
     if state.stopping.is_cancelled() {
@@ -131,12 +133,14 @@ pub async fn launch(
             idempotency_key,
             parent_id: None,
             max_attempts: entry.max_attempts,
+            launched_by: Some(caller.name.clone()),
         })
         .await?;
     if !inserted.created {
         return replay(inserted.job, &kind, &params);
     }
     state.runner.wake();
+    state.services.meters.job_launched(&caller.name);
     // The job's `queued` status event is stored with it.
     state.services.meters.events_written(1);
     tracing::info!(job.id = %inserted.job.id, "job queued");

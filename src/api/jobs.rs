@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::auth::Principal;
 use crate::error::{ApiError, AppPath, AppQuery, Problem};
+use crate::store::token::Role;
 use crate::jobs::runner::CancelOutcome;
 use crate::jobs::{Job, JobId, JobStatus};
 use uuid::Uuid;
@@ -35,6 +37,8 @@ pub struct ListQuery {
     pub cursor: Option<Uuid>,
     /// Jobs per page (1 to 200, default 50).
     pub limit: Option<u32>,
+    /// Only jobs launched by the token of this name (`anonymous`: without a token).
+    pub launched_by: Option<String>,
 }
 
 /// A page of jobs, newest first.
@@ -57,7 +61,14 @@ pub async fn list(State(state): State<AppState>, AppQuery(query): AppQuery<ListQ
     }
     let mut jobs = state
         .store
-        .list_jobs(&JobQuery { kind: query.kind, status: query.status, before: query.cursor, parent: None, limit: limit + 1 })
+        .list_jobs(&JobQuery {
+            kind: query.kind,
+            status: query.status,
+            before: query.cursor,
+            parent: None,
+            launched_by: query.launched_by,
+            limit: limit + 1,
+        })
         .await?;
     let more = jobs.len() > limit as usize;
     jobs.truncate(limit as usize);
@@ -76,14 +87,31 @@ pub async fn show(State(state): State<AppState>, AppPath(id): AppPath<JobId>) ->
 }
 
 /// Cancels a job: a queued one never starts; a running one is stopped (its work ends) and
-/// recorded `cancelled`. Answers with the job as it is then.
+/// recorded `cancelled`. Answers with the job as it is then. A launcher may cancel the jobs it
+/// launched, an admin any job.
 #[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs",
     params(("id" = Uuid, Path, description = "The job's id")),
     responses((status = 200, body = Job, description = "The job after the cancel (normally `cancelled`)"),
               (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json", description = "A launcher's token did not launch the job"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "The job already ended")))]
-pub async fn cancel(State(state): State<AppState>, AppPath(id): AppPath<JobId>) -> Result<Json<Job>, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    AppPath(id): AppPath<JobId>,
+) -> Result<Json<Job>, ApiError> {
+    if caller.role < Role::Admin {
+        let job = state.store.get_job(id).await?.ok_or_else(|| job_not_found(id))?;
+        if job.launched_by.as_deref() != Some(caller.name.as_str()) {
+            return Err(ApiError::Forbidden(format!(
+                "the token {:?} ({}) may cancel only the jobs it launched; this one was launched by {:?}",
+                caller.name,
+                caller.role.as_str(),
+                job.launched_by.unwrap_or_default()
+            )));
+        }
+    }
     match state.runner.cancel(id, CANCEL_WAIT).await? {
         CancelOutcome::NotFound => return Err(job_not_found(id)),
         CancelOutcome::AlreadyFinished(status) => {

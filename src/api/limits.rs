@@ -6,16 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::serve::IncomingStream;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::jobs::JobId;
 use crate::api::state::AppState;
-use crate::targets::listener::CountingListener;
 
 /// Clients remembered by the launch limiter; past it, full buckets are forgotten first (a full
 /// bucket is what a new client gets anyway), so memory stays bounded whatever the callers.
@@ -71,15 +68,10 @@ fn refilled(bucket: Bucket, now: Instant, per_second: f64, burst: f64) -> f64 {
     (bucket.tokens + elapsed * per_second).min(burst)
 }
 
-/// The address a request came from, recorded for each connection the server accepts.
+/// The address a request came from, recorded for each connection the server accepts
+/// (see [`crate::api::connections`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, CountingListener>> for ClientAddress {
-    fn connect_info(stream: IncomingStream<'_, CountingListener>) -> Self {
-        ClientAddress(*stream.remote_addr())
-    }
-}
 
 /// Middleware for the launch route: `429` with `Retry-After` once a client's bucket is empty.
 pub async fn limit_launches(State(state): State<AppState>, request: Request, next: Next) -> Response {

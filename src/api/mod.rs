@@ -2,6 +2,8 @@
 //! document.
 
 pub mod access_token;
+pub mod auth;
+pub mod connections;
 pub mod docs;
 pub mod events;
 pub mod experiments;
@@ -9,17 +11,17 @@ pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod server_meters;
 pub mod state;
 pub mod store_error;
+pub mod tokens;
 pub mod ui;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{get, post};
-use secrecy::ExposeSecret;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -39,6 +41,9 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::render))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::whoami))
 }
 
 /// The OpenAPI document of every route, generated from the code.
@@ -61,10 +66,10 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::swagger_ui())
         .nest("/targets", crate::targets::http::router(state.target_stats.clone()))
         .merge(ui::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(access_token::request_span))
         .with_state(state);
@@ -84,7 +89,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST])
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("last-event-id"), HeaderName::from_static("idempotency-key")])
             .expose_headers([header::LOCATION, header::RETRY_AFTER, HeaderName::from_static("idempotent-replayed")]),
     )
@@ -96,50 +101,4 @@ async fn unknown_route() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-/// With a token configured, every route but `/healthz` and the dashboard's files needs
-/// `Authorization: Bearer <token>`; a job's event stream also takes it as `?access_token=`.
-async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let query_token = access_token::take_from_query(&mut request);
-    let Some(token) = &state.config.token else {
-        return next.run(request).await;
-    };
-    if request.uri().path() == "/healthz" || ui::is_public(request.uri().path()) {
-        return next.run(request).await;
-    }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .or(query_token.as_deref())
-        .unwrap_or_default();
-    if constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes()) {
-        next.run(request).await
-    } else {
-        ApiError::Unauthorized.into_response()
-    }
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a token matched.
-fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
-    let mut difference = presented.len() ^ expected.len();
-    for (index, byte) in expected.iter().enumerate() {
-        difference |= usize::from(presented.get(index).copied().unwrap_or(0) ^ byte);
-    }
-    difference == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison_needs_an_exact_match() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secre", b"secret"));
-        assert!(!constant_time_eq(b"secretx", b"secret"));
-        assert!(!constant_time_eq(b"", b"secret"));
-    }
 }

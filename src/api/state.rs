@@ -31,6 +31,10 @@ pub struct AppState {
     pub target_stats: Arc<TargetStats>,
     /// Per-client launch rate and per-job stream limits.
     pub limits: Arc<Limits>,
+    /// Checks presented tokens.
+    pub auth: Arc<crate::api::auth::Authenticator>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<crate::api::auth::failures::FailureLimiter>,
     /// Fired when shutdown begins: new jobs are refused from then on.
     pub stopping: CancellationToken,
     /// Event streams, tracked so shutdown can wait for them.

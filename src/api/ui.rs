@@ -43,6 +43,7 @@ const ASSETS: &[Asset] = &[
     js("experiments.js", include_str!("ui/experiments.js")),
     js("schema_form.js", include_str!("ui/schema_form.js")),
     js("jobs.js", include_str!("ui/jobs.js")),
+    js("identity.js", include_str!("ui/identity.js")),
     js("job.js", include_str!("ui/job.js")),
     js("charts.js", include_str!("ui/charts.js")),
     js("job_charts.js", include_str!("ui/job_charts.js")),

@@ -101,6 +101,21 @@ impl Server {
         bail!("cannot cancel the job: {}", describe_problem(status, &body))
     }
 
+    /// A JSON request to `path`; the answer's JSON on a 2xx, else an error describing the problem.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let mut request = self.request(method, path)?.timeout(REQUEST_TIMEOUT);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        let text = response.text().await.context("the answer broke off")?;
+        if !status.is_success() {
+            bail!("{}", describe_problem(status, &text));
+        }
+        serde_json::from_str(&text).context("the answer is not JSON")
+    }
+
     /// Opens `GET /jobs/{id}/events` after event `after` (sent as `Last-Event-ID`).
     pub async fn events(&self, id: &str, after: i64) -> Result<reqwest::Response, StreamError> {
         let mut request = self.request(Method::GET, &format!("jobs/{id}/events")).map_err(StreamError::Fatal)?;

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod follow;
 pub mod params;
 pub mod report;
+pub mod token;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -110,6 +110,7 @@ impl JobContext {
                 idempotency_key: None,
                 parent_id: Some(self.job_id),
                 max_attempts: 1,
+                launched_by: None,
             };
             ids.push(self.store.insert_job(job).await?.job.id);
         }

@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod records;
 pub mod sqlite;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct NewJob {
     pub parent_id: Option<JobId>,
     /// How many times the job may be claimed: more than one re-queues it when its replica dies.
     pub max_attempts: u32,
+    /// The name of the token that launched it; `None` for a shard, which takes its parent's.
+    pub launched_by: Option<String>,
 }
 
 /// A replica claiming jobs: its id (stored as the job's owner) and how long a claim holds
@@ -102,6 +105,8 @@ pub struct JobQuery {
     pub before: Option<JobId>,
     /// Only the shards of this job.
     pub parent: Option<JobId>,
+    /// Only jobs launched by the token of this name.
+    pub launched_by: Option<String>,
     /// The most jobs to return.
     pub limit: u32,
 }
@@ -119,7 +124,7 @@ pub struct Finish {
 
 /// Where jobs and events live. Implementations must make each method atomic.
 #[async_trait]
-pub trait JobStore: Send + Sync + 'static {
+pub trait JobStore: token::TokenStore + Send + Sync + 'static {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -106,6 +106,9 @@ pub struct Job {
     /// How many times a replica claimed the job: more than once after a dead replica's job was
     /// re-queued.
     pub attempts: u32,
+    /// The name of the token that launched the job (`anonymous` without one, `bootstrap` for
+    /// ASYNCLAB_TOKEN); never the secret. A shard shows its parent's.
+    pub launched_by: Option<String>,
 }
 
 /// The category of a job event, also its SSE `event:` name.

@@ -31,6 +31,13 @@ pub struct CountedStream {
     stats: Arc<TargetStats>,
 }
 
+impl CountedStream {
+    /// Writes what the socket takes at once without waiting (see [`TcpStream::try_write`]).
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.inner.try_write(bytes)
+    }
+}
+
 impl Drop for CountedStream {
     fn drop(&mut self) {
         self.stats.connection_closed();

@@ -26,6 +26,7 @@ fn new_job(params: serde_json::Value) -> NewJob {
         idempotency_key: None,
         parent_id: None,
         max_attempts: 1,
+        launched_by: None,
     }
 }
 

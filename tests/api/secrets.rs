@@ -1,6 +1,7 @@
 //! Secrets stay secret: a server given an SFTP password, an S3 secret key and an API token runs
 //! jobs that use them, and none appears in the job store's files, the event streams, the job
-//! documents or the server's log (at debug level).
+//! documents or the server's log (at debug level); neither does an API token it created, nor a
+//! wrong token a caller presented (which is logged as a failed authentication).
 
 use std::process::Stdio;
 
@@ -13,6 +14,8 @@ const SFTP_URL: &str = "sftp://asynclab-sftp@127.0.0.1:2222/";
 const SFTP_PASSWORD: &str = "asynclab-test";
 const S3_SECRET: &str = "Zq8xK2-s3-secret-never-shown";
 const TOKEN: &str = "tok-4c1f9e2b-never-shown";
+/// A wrong token a caller presents.
+const GUESSED_TOKEN: &str = "alab_0192f0a1b2c3d4e5f60718293a4b5c6d_6e65766572206c6f67676564206e6f722073746f72656420616e797768657265";
 
 #[tokio::test]
 async fn no_secret_reaches_the_store_the_events_or_the_log() {
@@ -46,6 +49,21 @@ async fn no_secret_reaches_the_store_the_events_or_the_log() {
     }
     let listing = authorized(client.get(format!("{}/jobs", server.address))).send().await.unwrap().text().await.unwrap();
     exposed.push_str(&listing);
+    // A created API token is shown once, to its creator; a wrong one is refused and logged.
+    let created: Value = authorized(client.post(format!("{}/tokens", server.address)))
+        .json(&json!({"name": "ci", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created_token = created["token"].as_str().unwrap().to_string();
+    assert_eq!(client.get(format!("{}/jobs", server.address)).bearer_auth(&created_token).send().await.unwrap().status(), 200);
+    let tokens = authorized(client.get(format!("{}/tokens", server.address))).send().await.unwrap().text().await.unwrap();
+    exposed.push_str(&tokens);
+    let refused = client.get(format!("{}/jobs", server.address)).bearer_auth(GUESSED_TOKEN).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
     server.terminate();
 
     let mut stored = Vec::new();
@@ -58,7 +76,8 @@ async fn no_secret_reaches_the_store_the_events_or_the_log() {
     let stored = String::from_utf8_lossy(&stored);
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("DEBUG") || log.contains("INFO"), "the log was captured: {log}");
-    for secret in [SFTP_PASSWORD, S3_SECRET, TOKEN] {
+    assert!(log.contains("authentication failed"), "the refused token was logged: {log}");
+    for secret in [SFTP_PASSWORD, S3_SECRET, TOKEN, GUESSED_TOKEN, created_token.as_str()] {
         assert!(!exposed.contains(secret), "{secret} in the API's answers");
         assert!(!stored.contains(secret), "{secret} in the job store's files");
         assert!(!log.contains(secret), "{secret} in the server's log");

@@ -3,6 +3,7 @@
 
 import { api, ApiProblem } from "./api.js";
 import { announce, h, isObject, replace } from "./dom.js";
+import { mayLaunch, whoami } from "./identity.js";
 import { schemaForm } from "./schema_form.js";
 
 function catalogueList(catalogue, selectedKind) {
@@ -144,12 +145,17 @@ function launchForm(ctx, experiment) {
 
 /** Renders the catalogue, with the launch form of `ctx.route.kind` when one is chosen. */
 export async function renderExperiments(ctx) {
-  const { data: catalogue } = await api("/experiments");
+  const [{ data: catalogue }, identity] = await Promise.all([api("/experiments"), whoami()]);
   if (!ctx.active()) return;
   const selected = catalogue.find((experiment) => experiment.kind === ctx.route.kind);
   document.title = selected ? `${selected.kind} · asynclab` : "Experiments · asynclab";
   const heading = h("h1", { text: "Experiments" });
-  const detail = selected
+  const detail = selected && !mayLaunch(identity)
+    ? h("section", { class: "launch", "aria-labelledby": "launch-title" },
+      h("h2", { id: "launch-title", text: selected.kind }),
+      h("p", { class: "summary", text: selected.summary }),
+      h("p", { class: "muted", id: "launch-not-allowed", text: `The token ${identity.name} has the role ${identity.role}: it may watch jobs and read their reports, not launch them.` }))
+    : selected
     ? launchForm(ctx, selected)
     : h("section", { class: "launch", "aria-label": "Launch" },
       h("p", { text: ctx.route.kind ? `There is no experiment “${ctx.route.kind}”.` : "Choose an experiment to see its parameters and launch it." }));

@@ -5,6 +5,7 @@
 
 import { api, eventsUrl } from "./api.js";
 import { announce, formatDuration, formatNumber, formatScalar, formatTime, h, isObject, replace, statusBadge } from "./dom.js";
+import { mayCancel, mayLaunch, whoami } from "./identity.js";
 import { fanoutCharts, progressChart } from "./job_charts.js";
 import { endpointRows, endpointTable } from "./endpoints.js";
 import { renderValue } from "./report.js";
@@ -40,7 +41,7 @@ function logText(data) {
 /** Renders the job `ctx.route.id` and follows it until it ends or the reader leaves. */
 export async function renderJob(ctx) {
   const id = ctx.route.id;
-  const { data: initial } = await api(`/jobs/${encodeURIComponent(id)}`);
+  const [{ data: initial }, identity] = await Promise.all([api(`/jobs/${encodeURIComponent(id)}`), whoami()]);
   if (!ctx.active()) return;
   document.title = `${initial.kind} job · asynclab`;
   const state = { job: initial, status: initial.status, error: initial.error, progress: initial.progress, result: initial.result, lastSeq: 0, timeline: [], seconds: new Map(), firstAt: null, ended: false, endpointSort: null };
@@ -48,7 +49,7 @@ export async function renderJob(ctx) {
   const heading = h("h1", {}, `${initial.kind} job `, h("span", { class: "mono small", text: id }));
   const statusSlot = h("span", { id: "job-status-slot" });
   const streamState = h("span", { class: "muted", id: "stream-state", text: "connecting…" });
-  const cancel = h("button", { type: "button", id: "cancel", class: "danger", text: "Cancel job" });
+  const cancel = h("button", { type: "button", id: "cancel", class: "danger", text: "Cancel job", hidden: !mayCancel(identity, initial) });
   const message = h("p", { class: "general-error", id: "job-message", role: "alert", hidden: true });
   const times = h("dl", { class: "times" });
   const errorBox = h("div", { class: "job-error", id: "job-error", hidden: true });
@@ -69,7 +70,7 @@ export async function renderJob(ctx) {
   replace(ctx.main, heading,
     h("section", { class: "job-status", "aria-labelledby": "status-title" },
       h("h2", { id: "status-title", class: "visually-hidden", text: "Status" }),
-      h("div", { class: "status-line" }, statusSlot, streamState, cancel, h("a", { href: `#/experiments/${encodeURIComponent(initial.kind)}`, text: "Launch another" })),
+      h("div", { class: "status-line" }, statusSlot, streamState, cancel, mayLaunch(identity) ? h("a", { href: `#/experiments/${encodeURIComponent(initial.kind)}`, text: "Launch another" }) : null),
       message, times, errorBox),
     h("section", { "aria-labelledby": "progress-title" }, h("h2", { id: "progress-title", text: "Progress" }), bar, figureList, noFigures),
     endpointSection,
@@ -90,7 +91,7 @@ export async function renderJob(ctx) {
     replace(times,
       [["created", formatTime(job.created_at)], ["started", formatTime(job.started_at)], ["finished", formatTime(job.finished_at)],
         ["duration", job.started_at ? formatDuration(job.started_at, job.finished_at) : "—"],
-        ["replica", job.replica ?? "—"], ["attempts", String(job.attempts ?? 0)],
+        ["launched by", job.launched_by ?? "—"], ["replica", job.replica ?? "—"], ["attempts", String(job.attempts ?? 0)],
         ...(job.parent_id ? [["shard of", job.parent_id]] : [])]
         .map(([term, value]) => h("div", {}, h("dt", { text: term }), h("dd", { text: value }))));
     errorBox.hidden = !state.error;

@@ -3,13 +3,14 @@
 
 import { api } from "./api.js";
 import { formatDuration, formatTime, h, replace, statusBadge } from "./dom.js";
+import { whoami } from "./identity.js";
 
 const REFRESH_MS = 3000;
 const PAGE_SIZE = 20;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"];
 
 /** Filters and position, kept while the tab lives so returning to the list finds it as left. */
-const view = { kind: "", status: "", cursors: [null] };
+const view = { kind: "", status: "", launchedBy: "", cursors: [null] };
 
 function select(id, label, options, current, onChange) {
   const element = h("select", { id },
@@ -25,15 +26,27 @@ function jobRow(job) {
     h("td", {}, h("a", { href: `#/jobs/${job.id}`, class: "mono", "aria-label": `Job ${job.id}` }, job.id.slice(0, 8) + "…" + job.id.slice(-4))),
     h("td", { text: job.kind }),
     h("td", {}, statusBadge(job.status)),
+    h("td", { class: "launched-by", text: job.launched_by ?? "—" }),
     h("td", { text: formatTime(job.created_at) }),
     h("td", { text: job.started_at ? formatDuration(job.started_at, job.finished_at) : "—" }),
     h("td", { text: job.error ? `${job.error.kind}: ${job.error.message}` : "" }));
 }
 
+/** The launched-by filter: a token name, applied when the field changes. */
+function launchedByField() {
+  const input = h("input", { id: "filter-launched-by", type: "search", placeholder: "token name", autocomplete: "off", value: view.launchedBy });
+  input.addEventListener("change", () => {
+    view.launchedBy = input.value.trim();
+    view.cursors = [null];
+    input.dispatchEvent(new CustomEvent("filters-changed", { bubbles: true }));
+  });
+  return h("div", { class: "field" }, h("label", { for: "filter-launched-by", text: "Launched by" }), input);
+}
+
 /** Renders the job list and keeps it fresh. */
 export async function renderJobs(ctx) {
   document.title = "Jobs · asynclab";
-  const { data: catalogue } = await api("/experiments");
+  const [{ data: catalogue }] = await Promise.all([api("/experiments"), whoami()]);
   if (!ctx.active()) return;
   const heading = h("h1", { text: "Jobs" });
   const body = h("tbody", { id: "jobs-body" });
@@ -50,13 +63,14 @@ export async function renderJobs(ctx) {
       const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
       if (view.kind) query.set("kind", view.kind);
       if (view.status) query.set("status", view.status);
+      if (view.launchedBy) query.set("launched_by", view.launchedBy);
       const cursor = view.cursors[view.cursors.length - 1];
       if (cursor) query.set("cursor", cursor);
       const { data: page } = await api(`/jobs?${query}`);
       if (!ctx.active()) return;
       replace(body, page.jobs.length
         ? page.jobs.map(jobRow)
-        : h("tr", {}, h("td", { colspan: 6, class: "muted", text: "No jobs match." })));
+        : h("tr", {}, h("td", { colspan: 7, class: "muted", text: "No jobs match." })));
       newer.disabled = view.cursors.length === 1;
       older.disabled = !page.next_cursor;
       older.dataset.cursor = page.next_cursor || "";
@@ -83,12 +97,14 @@ export async function renderJobs(ctx) {
 
   const filters = h("form", { class: "filters", "aria-label": "Filters" },
     select("filter-kind", "Kind", catalogue.map((experiment) => experiment.kind), view.kind, (kind) => { view.kind = kind; restart(); }),
-    select("filter-status", "Status", STATUSES, view.status, (value) => { view.status = value; restart(); }));
+    select("filter-status", "Status", STATUSES, view.status, (value) => { view.status = value; restart(); }),
+    launchedByField());
   filters.addEventListener("submit", (event) => event.preventDefault());
+  filters.addEventListener("filters-changed", () => load());
 
   const table = h("table", { class: "jobs" },
     h("caption", { class: "visually-hidden", text: "Jobs, newest first" }),
-    h("thead", {}, h("tr", {}, ["Job", "Kind", "Status", "Created", "Duration", "Error"].map((name) => h("th", { scope: "col", text: name })))),
+    h("thead", {}, h("tr", {}, ["Job", "Kind", "Status", "Launched by", "Created", "Duration", "Error"].map((name) => h("th", { scope: "col", text: name })))),
     body);
   replace(ctx.main, heading, filters, h("div", { class: "table-scroll" }, table),
     h("nav", { class: "pager", "aria-label": "Pages" }, newer, pageLabel, older), status);

@@ -4,6 +4,7 @@
 
 mod lease;
 mod listener;
+mod token;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, Sto
 use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
-                           created_at, started_at, finished_at, owner, parent_id, attempts";
+                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by";
 
 /// The channel whose payload `<job id> <seq> <replica>` says a job's events up to seq are stored.
 const EVENTS_CHANNEL: &str = "asynclab_events";
@@ -83,6 +84,7 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         replica: row.try_get("owner")?,
         parent_id: row.try_get("parent_id")?,
         attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
+        launched_by: row.try_get("launched_by")?,
     })
 }
 
@@ -183,8 +185,8 @@ impl JobStore for PgJobStore {
     async fn insert_job(&self, job: NewJob) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts) \
-             values ($1, $2, 'queued', $3, $4, $5, $6, $7) \
+            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts, launched_by) \
+             values ($1, $2, 'queued', $3, $4, $5, $6, $7, coalesce($8, (select launched_by from job where id = $6))) \
              on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
         ))
         .bind(job.id)
@@ -194,6 +196,7 @@ impl JobStore for PgJobStore {
         .bind(&job.idempotency_key)
         .bind(job.parent_id)
         .bind(i32::try_from(job.max_attempts)?)
+        .bind(&job.launched_by)
         .fetch_optional(&mut *tx)
         .await?;
         match row {
@@ -244,6 +247,9 @@ impl JobStore for PgJobStore {
         }
         if let Some(parent) = query.parent {
             sql.push(" and parent_id = ").push_bind(parent);
+        }
+        if let Some(launched_by) = &query.launched_by {
+            sql.push(" and launched_by = ").push_bind(launched_by.clone());
         }
         sql.push(" order by id desc limit ").push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.pool).await?;

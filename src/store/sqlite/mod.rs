@@ -13,6 +13,7 @@
 //! use a separate pool; in WAL mode they never block the writer nor wait for it.
 
 mod lease;
+mod token;
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,7 +36,7 @@ use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, Sto
 use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
-                           created_at, started_at, finished_at, owner, parent_id, attempts";
+                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by";
 
 /// How many connections serve reads.
 const READER_CONNECTIONS: u32 = 4;
@@ -162,6 +163,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         replica: row.try_get("owner")?,
         parent_id: row.try_get::<Option<String>, _>("parent_id")?.as_deref().map(decode_id).transpose()?,
         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+        launched_by: row.try_get("launched_by")?,
     })
 }
 
@@ -230,8 +232,8 @@ impl JobStore for SqliteJobStore {
         let timeout_ms = i64::try_from(job.timeout_ms)?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, created_at, parent_id, max_attempts) \
-             values (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8) \
+            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, created_at, parent_id, max_attempts, launched_by) \
+             values (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, (select launched_by from job where id = ?7))) \
              on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
         ))
         .bind(encode_id(job.id))
@@ -242,6 +244,7 @@ impl JobStore for SqliteJobStore {
         .bind(encode_time(Utc::now()))
         .bind(job.parent_id.map(encode_id))
         .bind(i64::from(job.max_attempts))
+        .bind(&job.launched_by)
         .fetch_optional(&mut *tx)
         .await?;
         match row {
@@ -297,6 +300,9 @@ impl JobStore for SqliteJobStore {
         }
         if let Some(parent) = query.parent {
             sql.push(" and parent_id = ").push_bind(encode_id(parent));
+        }
+        if let Some(launched_by) = &query.launched_by {
+            sql.push(" and launched_by = ").push_bind(launched_by.clone());
         }
         sql.push(" order by id desc limit ").push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.reader).await?;

@@ -53,6 +53,7 @@ fn new_job(kind: &str, key: Option<&str>) -> NewJob {
         idempotency_key: key.map(str::to_owned),
         parent_id: None,
         max_attempts: 1,
+        launched_by: None,
     }
 }
 
