@@ -21,7 +21,7 @@
 //! meters          the Prometheus measurements
 //! store           persistence of jobs and events, and the job records (ids, statuses, events)
 //! error           problem+json errors and the extractors that produce them
-//! config, client, child, outbound, tls, stats, validation, telemetry    leaves
+//! config, client, child, outbound, tls, stats, validation, telemetry, compare    leaves
 //! ```
 //!
 //! # Modules
@@ -41,12 +41,14 @@
 //! - [`child`]: the built-in child program the `subprocess` experiment runs.
 //! - [`outbound`]: where experiments may connect.
 //! - [`tls`]: trusted roots and certificates for https targets.
+//! - [`compare`]: comparing two runs' reports, metric by metric, and the regression gate.
 //! - [`stats`], [`validation`], [`telemetry`]: shared helpers.
 
 pub mod api;
 pub mod child;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod error;
 pub mod experiments;

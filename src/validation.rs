@@ -51,6 +51,15 @@ impl FieldErrors {
     }
 }
 
+/// Header names that carry credentials. Parameters and labels are stored with the job and shown
+/// by `GET /jobs/{id}`, so a secret must never be one.
+pub const CREDENTIAL_NAMES: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// Whether `name` (lowercase) is a credential header name.
+pub fn is_credential_name(name: &str) -> bool {
+    CREDENTIAL_NAMES.contains(&name)
+}
+
 /// Parameters that can check themselves beyond what their types guarantee.
 pub trait Validate {
     /// Records every problem found in `errors`.

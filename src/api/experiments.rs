@@ -9,10 +9,12 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::auth::Principal;
+use super::launch_options::{LaunchOptions, take_launch_options};
 use crate::error::{ApiError, AppPath, AppQuery, JsonBody};
 use crate::experiments::{self, Availability, ExperimentEntry};
 use crate::api::state::AppState;
 use crate::store::NewJob;
+use crate::validation::FieldErrors;
 
 /// The header that makes a launch idempotent.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -84,7 +86,7 @@ pub async fn launch(
     AppQuery(query): AppQuery<LaunchQuery>,
     headers: HeaderMap,
     Extension(caller): Extension<Principal>,
-    JsonBody(raw): JsonBody,
+    JsonBody(mut raw): JsonBody,
 ) -> Result<Response, ApiError> {
     if state.stopping.is_cancelled() {
         return Err(ApiError::Unavailable("the server is shutting down; no new jobs".into()));
@@ -99,14 +101,22 @@ pub async fn launch(
     let idempotency_key = idempotency_key(&headers)?;
     let timeout_ms = query.timeout_ms.unwrap_or(state.config.default_job_timeout_ms);
     let max_timeout = state.config.max_job_timeout_ms;
+    let mut option_errors = FieldErrors::default();
+    let options = take_launch_options(&mut raw, &mut option_errors);
     let params = (entry.prepare)(raw, &state.services).map_err(ApiError::Validation);
     let params = match (params, (1..=max_timeout).contains(&timeout_ms)) {
-        (Ok(params), true) => params,
-        (Ok(_), false) => return Err(ApiError::invalid("timeout_ms", format!("must be between 1 and {max_timeout}, got {timeout_ms}"))),
+        (Ok(params), true) if option_errors.0.is_empty() => params,
+        (Ok(_), in_range) => {
+            if !in_range {
+                option_errors.add("timeout_ms", format!("must be between 1 and {max_timeout}, got {timeout_ms}"));
+            }
+            return Err(ApiError::Validation(option_errors));
+        }
         (Err(ApiError::Validation(mut errors)), in_range) => {
             if !in_range {
                 errors.add("timeout_ms", format!("must be between 1 and {max_timeout}, got {timeout_ms}"));
             }
+            errors.0.append(&mut option_errors.0);
             return Err(ApiError::Validation(errors));
         }
         (Err(other), _) => return Err(other),
@@ -115,7 +125,7 @@ pub async fn launch(
     if let Some(key) = &idempotency_key
         && let Some(existing) = state.store.find_by_idempotency_key(key).await?
     {
-        return replay(existing, &kind, &params);
+        return replay(existing, &kind, &params, &options);
     }
     if state.store.count_queued().await? >= state.config.max_queued_jobs {
         return Err(ApiError::TooManyRequests {
@@ -134,10 +144,12 @@ pub async fn launch(
             parent_id: None,
             max_attempts: entry.max_attempts,
             launched_by: Some(caller.name.clone()),
+            labels: options.labels.clone(),
+            gate: None,
         })
         .await?;
     if !inserted.created {
-        return replay(inserted.job, &kind, &params);
+        return replay(inserted.job, &kind, &params, &options);
     }
     state.runner.wake();
     state.services.meters.job_launched(&caller.name);
@@ -162,8 +174,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Answers a repeated idempotency key with the job it created, unless the request differs.
-fn replay(existing: crate::jobs::Job, kind: &str, params: &Value) -> Result<Response, ApiError> {
-    if existing.kind != kind || existing.params != *params {
+fn replay(existing: crate::jobs::Job, kind: &str, params: &Value, options: &LaunchOptions) -> Result<Response, ApiError> {
+    if existing.kind != kind || existing.params != *params || existing.labels != options.labels {
         return Err(ApiError::conflict(
             "Idempotency-Key",
             format!("already used for job {} with other parameters", existing.id),

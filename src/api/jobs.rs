@@ -7,8 +7,9 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::label_query::LabelledQuery;
 use crate::api::auth::Principal;
-use crate::error::{ApiError, AppPath, AppQuery, Problem};
+use crate::error::{ApiError, AppPath, Problem};
 use crate::store::token::Role;
 use crate::jobs::runner::CancelOutcome;
 use crate::jobs::{Job, JobId, JobStatus};
@@ -50,11 +51,14 @@ pub struct JobPage {
     pub next_cursor: Option<Uuid>,
 }
 
-/// Lists jobs, newest first, with optional kind and status filters and cursor paging.
-#[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListQuery),
+/// Lists jobs, newest first, with optional kind, status and label filters and cursor paging.
+#[utoipa::path(get, path = "/jobs", tag = "jobs",
+    params(ListQuery,
+           ("label" = Option<Vec<String>>, Query, explode, description = "Only jobs carrying this label, as `key:value`; repeat to require several (at most 8)")),
     responses((status = 200, body = JobPage),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
-pub async fn list(State(state): State<AppState>, AppQuery(query): AppQuery<ListQuery>) -> Result<Json<JobPage>, ApiError> {
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json", description = "A malformed label filter")))]
+pub async fn list(State(state): State<AppState>, LabelledQuery(query, labels): LabelledQuery<ListQuery>) -> Result<Json<JobPage>, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request("limit", format!("must be between 1 and {MAX_PAGE}, got {limit}")));
@@ -67,6 +71,7 @@ pub async fn list(State(state): State<AppState>, AppQuery(query): AppQuery<ListQ
             before: query.cursor,
             parent: None,
             launched_by: query.launched_by,
+            labels,
             limit: limit + 1,
         })
         .await?;

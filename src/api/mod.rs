@@ -9,6 +9,8 @@ pub mod events;
 pub mod experiments;
 pub mod health;
 pub mod jobs;
+pub mod label_query;
+pub mod launch_options;
 pub mod limits;
 pub mod metrics;
 pub mod server_meters;

@@ -111,6 +111,8 @@ impl JobContext {
                 parent_id: Some(self.job_id),
                 max_attempts: 1,
                 launched_by: None,
+                labels: Default::default(),
+                gate: None,
             };
             ids.push(self.store.insert_job(job).await?.job.id);
         }

@@ -2,6 +2,7 @@
 //! names a database: PostgreSQL for teams and production, an embedded SQLite file when no
 //! database is configured.
 
+pub mod labels;
 pub mod postgres;
 pub mod records;
 pub mod sqlite;
@@ -19,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use records::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
+use crate::compare::gate::Gate;
+use labels::{LabelSelector, Labels};
 
 /// What a store operation can fail with. Its text is for logs only, never for API callers.
 pub type StoreError = anyhow::Error;
@@ -42,6 +45,10 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// The name of the token that launched it; `None` for a shard, which takes its parent's.
     pub launched_by: Option<String>,
+    /// The launch's labels.
+    pub labels: Labels,
+    /// The regression gate checked when the job succeeds.
+    pub gate: Option<Gate>,
 }
 
 /// A replica claiming jobs: its id (stored as the job's owner) and how long a claim holds
@@ -107,6 +114,8 @@ pub struct JobQuery {
     pub parent: Option<JobId>,
     /// Only jobs launched by the token of this name.
     pub launched_by: Option<String>,
+    /// Only jobs carrying every one of these labels.
+    pub labels: Vec<LabelSelector>,
     /// The most jobs to return.
     pub limit: u32,
 }

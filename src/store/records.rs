@@ -7,6 +7,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::labels::Labels;
+use crate::compare::gate::Gate;
+
 /// A job's identifier: a UUIDv7, so ids sort by creation time.
 pub type JobId = Uuid;
 
@@ -109,6 +112,13 @@ pub struct Job {
     /// The name of the token that launched the job (`anonymous` without one, `bootstrap` for
     /// ASYNCLAB_TOKEN); never the secret. A shard shows its parent's.
     pub launched_by: Option<String>,
+    /// The labels the launch gave it (`branch`, `commit`, `keep`…).
+    #[serde(default)]
+    pub labels: Labels,
+    /// The regression gate the launch asked for: the baseline job and the tolerances checked
+    /// when the job succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
 }
 
 /// The category of a job event, also its SSE `event:` name.

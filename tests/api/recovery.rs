@@ -27,6 +27,8 @@ fn new_job(params: serde_json::Value) -> NewJob {
         parent_id: None,
         max_attempts: 1,
         launched_by: None,
+        labels: Default::default(),
+        gate: None,
     }
 }
 

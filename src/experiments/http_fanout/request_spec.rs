@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::params::{HttpMethod, check_url};
-use crate::validation::FieldErrors;
+use crate::validation::{FieldErrors, is_credential_name};
 
 /// The most entries `targets` may hold.
 pub const MAX_TARGETS: usize = 1000;
@@ -26,9 +26,6 @@ pub const MAX_NAME_CHARS: usize = 100;
 /// Headers the connection manages itself (framing, hop-by-hop), so a caller cannot set them.
 const MANAGED_HEADERS: [&str; 8] =
     ["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "proxy-connection"];
-/// Credential headers: parameters are stored with the job and shown by `GET /jobs/{id}`, so a
-/// secret must never be one.
-const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
 /// One entry of a weighted mix of requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -125,7 +122,7 @@ pub fn validate_headers(headers: &BTreeMap<String, String>, field: &str, errors:
         };
         if MANAGED_HEADERS.contains(&parsed.as_str()) {
             errors.add(at, "set by the connection itself; it cannot be given");
-        } else if CREDENTIAL_HEADERS.contains(&parsed.as_str()) {
+        } else if is_credential_name(parsed.as_str()) {
             errors.add(at, "credentials are not accepted: parameters are stored with the job and shown to anyone who reads it");
         } else if value.len() > MAX_HEADER_VALUE_BYTES {
             errors.add(at, format!("must be at most {MAX_HEADER_VALUE_BYTES} bytes, got {}", value.len()));

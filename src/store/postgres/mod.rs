@@ -2,6 +2,7 @@
 //! replica. Jobs are claimed under leases (`lease.rs`) and each write that other replicas must
 //! hear of sends a `NOTIFY` in its transaction (`listener.rs` receives them).
 
+mod labels;
 mod lease;
 mod listener;
 mod token;
@@ -25,7 +26,7 @@ use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, Sto
 use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
-                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by";
+                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by, gate";
 
 /// The channel whose payload `<job id> <seq> <replica>` says a job's events up to seq are stored.
 const EVENTS_CHANNEL: &str = "asynclab_events";
@@ -63,6 +64,13 @@ impl PgJobStore {
         sqlx::migrate!("./migrations").run(&pool).await.context("cannot migrate the database")?;
         Ok(PgJobStore { pool })
     }
+
+    /// The job with its labels read.
+    async fn with_labels(&self, job: Option<Job>) -> Result<Option<Job>, StoreError> {
+        let mut jobs: Vec<Job> = job.into_iter().collect();
+        labels::attach(&self.pool, &mut jobs).await?;
+        Ok(jobs.pop())
+    }
 }
 
 fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
@@ -85,6 +93,8 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         parent_id: row.try_get("parent_id")?,
         attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
         launched_by: row.try_get("launched_by")?,
+        labels: Default::default(),
+        gate: row.try_get::<Option<Value>, _>("gate")?.map(serde_json::from_value).transpose()?,
     })
 }
 
@@ -185,8 +195,8 @@ impl JobStore for PgJobStore {
     async fn insert_job(&self, job: NewJob) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts, launched_by) \
-             values ($1, $2, 'queued', $3, $4, $5, $6, $7, coalesce($8, (select launched_by from job where id = $6))) \
+            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts, launched_by, gate) \
+             values ($1, $2, 'queued', $3, $4, $5, $6, $7, coalesce($8, (select launched_by from job where id = $6)), $9) \
              on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
         ))
         .bind(job.id)
@@ -197,11 +207,14 @@ impl JobStore for PgJobStore {
         .bind(job.parent_id)
         .bind(i32::try_from(job.max_attempts)?)
         .bind(&job.launched_by)
+        .bind(job.gate.as_ref().map(serde_json::to_value).transpose()?)
         .fetch_optional(&mut *tx)
         .await?;
         match row {
             Some(row) => {
-                let stored = job_from_row(&row)?;
+                let mut stored = job_from_row(&row)?;
+                labels::insert(&mut *tx, stored.id, &job.labels).await?;
+                stored.labels = job.labels;
                 insert_events(&mut *tx, &[queued_event().sequenced(stored.id, 1)]).await?;
                 notify(&mut *tx, QUEUED_CHANNEL, "").await?;
                 tx.commit().await?;
@@ -213,7 +226,10 @@ impl JobStore for PgJobStore {
                     .bind(&job.idempotency_key)
                     .fetch_one(&self.pool)
                     .await?;
-                Ok(Inserted { job: job_from_row(&row)?, created: false })
+                let mut existing = [job_from_row(&row)?];
+                labels::attach(&self.pool, &mut existing).await?;
+                let [existing] = existing;
+                Ok(Inserted { job: existing, created: false })
             }
         }
     }
@@ -223,7 +239,7 @@ impl JobStore for PgJobStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        self.with_labels(row.as_ref().map(job_from_row).transpose()?).await
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -231,7 +247,7 @@ impl JobStore for PgJobStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        self.with_labels(row.as_ref().map(job_from_row).transpose()?).await
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError> {
@@ -251,9 +267,12 @@ impl JobStore for PgJobStore {
         if let Some(launched_by) = &query.launched_by {
             sql.push(" and launched_by = ").push_bind(launched_by.clone());
         }
+        labels::push_filters(&mut sql, &query.labels);
         sql.push(" order by id desc limit ").push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.pool).await?;
-        rows.iter().map(job_from_row).collect()
+        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
+        labels::attach(&self.pool, &mut jobs).await?;
+        Ok(jobs)
     }
 
     async fn count_queued(&self) -> Result<u64, StoreError> {

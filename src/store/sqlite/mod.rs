@@ -12,6 +12,7 @@
 //! methods such as `claim_next` can never race) and take the file's write lock up front. Reads
 //! use a separate pool; in WAL mode they never block the writer nor wait for it.
 
+mod labels;
 mod lease;
 mod token;
 
@@ -36,7 +37,7 @@ use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, Sto
 use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
-                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by";
+                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by, gate";
 
 /// How many connections serve reads.
 const READER_CONNECTIONS: u32 = 4;
@@ -99,6 +100,13 @@ impl SqliteJobStore {
             .await
             .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
         Ok(SqliteJobStore { writer, reader })
+    }
+
+    /// The job with its labels read.
+    async fn with_labels(&self, job: Option<Job>) -> Result<Option<Job>, StoreError> {
+        let mut jobs: Vec<Job> = job.into_iter().collect();
+        labels::attach(&self.reader, &mut jobs).await?;
+        Ok(jobs.pop())
     }
 }
 
@@ -164,6 +172,8 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         parent_id: row.try_get::<Option<String>, _>("parent_id")?.as_deref().map(decode_id).transpose()?,
         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
         launched_by: row.try_get("launched_by")?,
+        labels: Default::default(),
+        gate: decode_optional_json(row.try_get("gate")?)?.map(serde_json::from_value).transpose()?,
     })
 }
 
@@ -232,8 +242,8 @@ impl JobStore for SqliteJobStore {
         let timeout_ms = i64::try_from(job.timeout_ms)?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, created_at, parent_id, max_attempts, launched_by) \
-             values (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, (select launched_by from job where id = ?7))) \
+            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, created_at, parent_id, max_attempts, launched_by, gate) \
+             values (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, (select launched_by from job where id = ?7)), ?10) \
              on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
         ))
         .bind(encode_id(job.id))
@@ -245,11 +255,14 @@ impl JobStore for SqliteJobStore {
         .bind(job.parent_id.map(encode_id))
         .bind(i64::from(job.max_attempts))
         .bind(&job.launched_by)
+        .bind(job.gate.as_ref().map(serde_json::to_value).transpose()?.as_ref().map(encode_json))
         .fetch_optional(&mut *tx)
         .await?;
         match row {
             Some(row) => {
-                let stored = job_from_row(&row)?;
+                let mut stored = job_from_row(&row)?;
+                labels::insert(&mut tx, stored.id, &job.labels).await?;
+                stored.labels = job.labels;
                 insert_events(&mut tx, &[queued_event().sequenced(stored.id, 1)]).await?;
                 tx.commit().await?;
                 Ok(Inserted {
@@ -264,7 +277,7 @@ impl JobStore for SqliteJobStore {
                     .await?;
                 tx.rollback().await?;
                 Ok(Inserted {
-                    job: job_from_row(&row)?,
+                    job: self.with_labels(Some(job_from_row(&row)?)).await?.expect("the job was just read"),
                     created: false,
                 })
             }
@@ -276,7 +289,7 @@ impl JobStore for SqliteJobStore {
             .bind(key)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        self.with_labels(row.as_ref().map(job_from_row).transpose()?).await
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -284,7 +297,7 @@ impl JobStore for SqliteJobStore {
             .bind(encode_id(id))
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        self.with_labels(row.as_ref().map(job_from_row).transpose()?).await
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>, StoreError> {
@@ -304,9 +317,12 @@ impl JobStore for SqliteJobStore {
         if let Some(launched_by) = &query.launched_by {
             sql.push(" and launched_by = ").push_bind(launched_by.clone());
         }
+        labels::push_filters(&mut sql, &query.labels);
         sql.push(" order by id desc limit ").push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.reader).await?;
-        rows.iter().map(job_from_row).collect()
+        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
+        labels::attach(&self.reader, &mut jobs).await?;
+        Ok(jobs)
     }
 
     async fn count_queued(&self) -> Result<u64, StoreError> {

@@ -54,6 +54,8 @@ fn new_job(kind: &str, key: Option<&str>) -> NewJob {
         parent_id: None,
         max_attempts: 1,
         launched_by: None,
+        labels: Default::default(),
+        gate: None,
     }
 }
 
