@@ -9,6 +9,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::auth::Principal;
+use super::baseline::gate_for_launch;
 use super::launch_options::{LaunchOptions, take_launch_options};
 use crate::error::{ApiError, AppPath, AppQuery, JsonBody};
 use crate::experiments::{self, Availability, ExperimentEntry};
@@ -127,6 +128,10 @@ pub async fn launch(
     {
         return replay(existing, &kind, &params, &options);
     }
+    let gate = match &options.gate {
+        Some(request) => gate_for_launch(state.store.as_ref(), &kind, &params, request).await?,
+        None => None,
+    };
     if state.store.count_queued().await? >= state.config.max_queued_jobs {
         return Err(ApiError::TooManyRequests {
             reason: format!("{} jobs are already queued; try again later", state.config.max_queued_jobs),
@@ -145,7 +150,7 @@ pub async fn launch(
             max_attempts: entry.max_attempts,
             launched_by: Some(caller.name.clone()),
             labels: options.labels.clone(),
-            gate: None,
+            gate,
         })
         .await?;
     if !inserted.created {

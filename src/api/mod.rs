@@ -4,6 +4,8 @@
 pub mod access_token;
 pub mod auth;
 pub mod connections;
+pub mod baseline;
+pub mod compare;
 pub mod docs;
 pub mod events;
 pub mod experiments;
@@ -39,6 +41,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::show))
         .routes(routes!(jobs::cancel))
+        .routes(routes!(compare::compare))
         .routes(routes!(events::stream))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

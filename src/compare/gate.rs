@@ -123,10 +123,15 @@ impl GateOutcome {
     }
 }
 
-/// Resolves a tolerance's metric name among the compared metrics: the exact path, else
-/// `latency.NAME`, else the only path ending in `.NAME`.
+/// Resolves a tolerance's metric name among the compared metrics.
 pub fn resolve_metric(name: &str, compared: &[MetricComparison]) -> Result<String, String> {
     let paths: Vec<&str> = compared.iter().map(|comparison| comparison.metric.as_str()).collect();
+    resolve_name(name, &paths)
+}
+
+/// Resolves a metric name among `paths`: the exact path, else `latency.NAME`, else the only
+/// path ending in `.NAME`.
+pub fn resolve_name(name: &str, paths: &[&str]) -> Result<String, String> {
     if paths.contains(&name) {
         return Ok(name.to_string());
     }

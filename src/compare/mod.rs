@@ -14,6 +14,7 @@
 //! - [`params`]: whether two runs measured the same thing;
 //! - [`gate`]: tolerances and the regression verdict of a CI gate.
 
+pub mod comparison;
 pub mod gate;
 pub mod metrics;
 pub mod params;

@@ -7,6 +7,7 @@
 
 pub mod context;
 pub mod events;
+pub mod gate;
 pub mod kind;
 pub mod recovery;
 pub mod runner;

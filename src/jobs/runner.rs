@@ -290,6 +290,7 @@ impl Inner {
             cleanups: self.tracker.clone(),
             slot,
         });
+        let params = job.params.clone();
         let run = self.kinds.start(&job.kind, ctx.clone(), job.params);
         let outcome = match (run, tokio::fs::create_dir_all(&sandbox).await) {
             (None, _) => Outcome::failed("unknown_kind", format!("no experiment kind {:?} in this build", job.kind)),
@@ -298,6 +299,14 @@ impl Inner {
                 let timeout = Duration::from_millis(job.timeout_ms);
                 self.execute(run, &ctx, timeout, &token, &cancel_requested).await
             }
+        };
+        let outcome = match (&job.gate, outcome) {
+            (Some(gate), Outcome { status: JobStatus::Succeeded, result: Some(report), .. }) => {
+                let gated = super::gate::check(self.store.as_ref(), id, &job.kind, &params, gate, report).await;
+                let status = if gated.error.is_some() { JobStatus::Failed } else { JobStatus::Succeeded };
+                Outcome { status, result: Some(gated.result), error: gated.error }
+            }
+            (_, outcome) => outcome,
         };
         if let Err(error) = tokio::fs::remove_dir_all(&sandbox).await
             && error.kind() != std::io::ErrorKind::NotFound

@@ -5,6 +5,7 @@ mod helpers;
 mod webdriver;
 
 mod cli;
+mod compare;
 mod dashboard;
 mod dashboard_http;
 mod dashboard_roles;
@@ -19,6 +20,7 @@ mod fanout_endpoints;
 mod fanout_load;
 mod fanout_requests;
 mod idempotency;
+mod labels;
 mod layers;
 mod lab_services;
 mod lifecycle;
