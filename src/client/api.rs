@@ -116,6 +116,23 @@ impl Server {
         serde_json::from_str(&text).context("the answer is not JSON")
     }
 
+    /// `GET /jobs/{id}/compare/{baseline}` with gate tolerances (`metric:tolerance`); `None`
+    /// when no baseline matches the selector (404 naming `baseline`).
+    pub async fn compare(&self, id: &str, baseline: &str, max_regression: &[String]) -> anyhow::Result<Option<Value>> {
+        let query: Vec<(&str, &str)> = max_regression.iter().map(|tolerance| ("max_regression", tolerance.as_str())).collect();
+        let path = format!("jobs/{id}/compare/{}", url::form_urlencoded::byte_serialize(baseline.as_bytes()).collect::<String>());
+        let response = self.request(Method::GET, &path)?.query(&query).timeout(REQUEST_TIMEOUT).send().await.context("cannot compare the job")?;
+        let status = response.status();
+        let body = response.text().await.context("the comparison broke off")?;
+        if status == StatusCode::NOT_FOUND && body.contains("\"baseline\"") {
+            return Ok(None);
+        }
+        if status != StatusCode::OK {
+            bail!("cannot compare with the baseline: {}", describe_problem(status, &body));
+        }
+        serde_json::from_str(&body).map(Some).context("the comparison is not JSON")
+    }
+
     /// Opens `GET /jobs/{id}/events` after event `after` (sent as `Last-Event-ID`).
     pub async fn events(&self, id: &str, after: i64) -> Result<reqwest::Response, StreamError> {
         let mut request = self.request(Method::GET, &format!("jobs/{id}/events")).map_err(StreamError::Fatal)?;

@@ -1,15 +1,17 @@
 //! The `asynclab run` client for CI: launches an experiment on a server, follows its events,
 //! prints the report and exits with a code a script can branch on.
 //!
-//! Exit codes: 0 succeeded, 1 failed, 2 thresholds missed, 3 cancelled or interrupted
-//! (including the client's own `--timeout` and Ctrl-C, which cancel the job on the server),
-//! 4 usage or connection error (including a launch the server refused).
+//! Exit codes: 0 succeeded, 1 failed, 2 thresholds missed or a regression against the baseline,
+//! 3 cancelled or interrupted (including the client's own `--timeout` and Ctrl-C, which cancel
+//! the job on the server), 4 usage or connection error (including a launch the server refused
+//! and no baseline found without `--baseline-optional`).
 
 pub mod api;
 pub mod display;
 pub mod duration;
 pub mod endpoints;
 pub mod follow;
+pub mod gate;
 pub mod params;
 pub mod report;
 pub mod token;
@@ -29,15 +31,18 @@ use self::display::Display;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The job succeeded.
-    Succeeded = 0,
+    Succeeded,
     /// The job failed.
-    Failed = 1,
+    Failed,
     /// The job ran but missed its thresholds (error kind `thresholds`).
-    ThresholdsMissed = 2,
+    ThresholdsMissed,
+    /// The job ran but regressed against its baseline (error kind `regression`, or the gate of
+    /// `--baseline`).
+    Regressed,
     /// The job was cancelled or interrupted, or the client stopped waiting and cancelled it.
-    Cancelled = 3,
-    /// Bad usage, an unreachable server, or a launch the server refused.
-    Usage = 4,
+    Cancelled,
+    /// Bad usage, an unreachable server, a launch the server refused, or no baseline.
+    Usage,
 }
 
 impl Outcome {
@@ -46,6 +51,7 @@ impl Outcome {
         match job["status"].as_str() {
             Some("succeeded") => Outcome::Succeeded,
             Some("failed") if job["error"]["kind"] == "thresholds" => Outcome::ThresholdsMissed,
+            Some("failed") if job["error"]["kind"] == "regression" => Outcome::Regressed,
             Some("failed") => Outcome::Failed,
             _ => Outcome::Cancelled,
         }
@@ -53,7 +59,13 @@ impl Outcome {
 
     /// The process exit code.
     pub fn code(self) -> i32 {
-        self as i32
+        match self {
+            Outcome::Succeeded => 0,
+            Outcome::Failed => 1,
+            Outcome::ThresholdsMissed | Outcome::Regressed => 2,
+            Outcome::Cancelled => 3,
+            Outcome::Usage => 4,
+        }
     }
 }
 
@@ -92,6 +104,25 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["json", "timeout"])]
     pub no_wait: bool,
 
+    /// A label KEY=VALUE for the job (repeatable), e.g. `--label branch=main --label commit=3f2a9c1`.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Compare the finished job with a baseline: a job id, or a label selector `KEY:VALUE`
+    /// (the latest succeeded job of the same kind and parameters with that label). A gated
+    /// metric worse beyond its tolerance exits 2; no baseline found exits 4.
+    #[arg(long, value_name = "SPEC", conflicts_with = "no_wait")]
+    pub baseline: Option<String>,
+
+    /// A gate tolerance METRIC=TOLERANCE (repeatable), e.g. `p99_ms=10%` or `error_rate=0.01`;
+    /// none given: the kind's defaults (http-fanout: p50_ms, p99_ms, achieved_rps, error_rate at 10%).
+    #[arg(long, value_name = "METRIC=TOLERANCE", requires = "baseline")]
+    pub max_regression: Vec<String>,
+
+    /// With --baseline: when no baseline matches, skip the gate instead of exiting 4.
+    #[arg(long, requires = "baseline")]
+    pub baseline_optional: bool,
+
     /// Bearer token for a server that requires one.
     #[arg(long, env = "ASYNCLAB_TOKEN", hide_env_values = true)]
     pub token: Option<SecretString>,
@@ -109,7 +140,11 @@ pub async fn run(args: RunArgs) -> Outcome {
 }
 
 async fn drive(args: RunArgs) -> anyhow::Result<Outcome> {
-    let params = params::collect(args.params_file.as_deref(), &args.params)?;
+    let mut params = params::collect(args.params_file.as_deref(), &args.params)?;
+    if !args.labels.is_empty() {
+        params["labels"] = params::labels(&args.labels)?;
+    }
+    gate::tolerance_query(&args.max_regression)?;
     let server = Server::new(&args.server, args.token.clone())?;
     let job = match server.launch(&args.kind, &params, args.timeout_ms).await? {
         Launch::Accepted(job) => job,
@@ -153,5 +188,12 @@ async fn drive(args: RunArgs) -> anyhow::Result<Outcome> {
     } else {
         print!("{}", report::render(&job));
     }
-    Ok(Outcome::of_job(&job))
+    let outcome = Outcome::of_job(&job);
+    match &args.baseline {
+        Some(baseline) if outcome == Outcome::Succeeded => {
+            let gate = gate::GateArgs { baseline, max_regression: &args.max_regression, optional: args.baseline_optional };
+            gate::check(&server, &id, &gate, &mut display).await
+        }
+        _ => Ok(outcome),
+    }
 }

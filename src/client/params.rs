@@ -19,6 +19,18 @@ pub fn collect(file: Option<&Path>, assignments: &[String]) -> anyhow::Result<Va
     Ok(Value::Object(params))
 }
 
+/// The `--label KEY=VALUE` arguments as the launch's `labels` object (the server checks them).
+pub fn labels(assignments: &[String]) -> anyhow::Result<Value> {
+    let mut labels = Map::new();
+    for assignment in assignments {
+        let Some((key, value)) = assignment.split_once('=') else {
+            bail!("--label {assignment}: expected KEY=VALUE");
+        };
+        labels.insert(key.to_string(), Value::String(value.to_string()));
+    }
+    Ok(Value::Object(labels))
+}
+
 /// Reads a JSON object from `path`, or from standard input for `-`.
 fn read_file(path: &Path) -> anyhow::Result<Map<String, Value>> {
     let text = if path == Path::new("-") {

@@ -5,6 +5,7 @@ mod helpers;
 mod webdriver;
 
 mod cli;
+mod cli_gate;
 mod compare;
 mod dashboard;
 mod dashboard_http;
