@@ -10,6 +10,7 @@ pub mod docs;
 pub mod events;
 pub mod experiments;
 pub mod health;
+pub mod history;
 pub mod jobs;
 pub mod label_query;
 pub mod launch_options;
@@ -42,6 +43,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::show))
         .routes(routes!(jobs::cancel))
         .routes(routes!(compare::compare))
+        .routes(routes!(history::history))
         .routes(routes!(events::stream))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

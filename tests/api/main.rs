@@ -20,6 +20,7 @@ mod fanout;
 mod fanout_endpoints;
 mod fanout_load;
 mod fanout_requests;
+mod history;
 mod idempotency;
 mod labels;
 mod layers;
