@@ -50,7 +50,13 @@ pub struct Candidate<'a> {
 /// Resolves `spec` for `candidate`: `Ok(None)` when a selector matches no job; a named job that
 /// does not exist is a 404, one of another kind or with a different measurement a 422 (unless
 /// `force`), one without a report a 409.
-pub async fn resolve(store: &dyn JobStore, spec: &BaselineSpec, candidate: &Candidate<'_>, force: bool, field: &str) -> Result<Option<Job>, ApiError> {
+pub async fn resolve(
+    store: &dyn JobStore,
+    spec: &BaselineSpec,
+    candidate: &Candidate<'_>,
+    force: bool,
+    field: &str,
+) -> Result<Option<Job>, ApiError> {
     match spec {
         BaselineSpec::Job(id) => {
             let job = store.get_job(*id).await?.ok_or_else(|| ApiError::not_found(field, format!("no job {id}")))?;
@@ -89,7 +95,11 @@ pub fn check_comparable(baseline: &Job, candidate: &Candidate<'_>, force: bool) 
         let value = |params: &Value| params.pointer(&format!("/{}", path.replace('.', "/"))).cloned().unwrap_or(Value::Null);
         errors.add(
             format!("params.{path}"),
-            format!("differs: baseline {}, candidate {} (pass force=true to compare anyway)", value(&baseline.params), value(candidate.params)),
+            format!(
+                "differs: baseline {}, candidate {} (pass force=true to compare anyway)",
+                value(&baseline.params),
+                value(candidate.params)
+            ),
         );
     }
     Err(ApiError::Validation(errors))
@@ -105,7 +115,10 @@ pub async fn gate_for_launch(store: &dyn JobStore, kind: &str, params: &Value, r
         if request.optional {
             return Ok(None);
         }
-        return Err(ApiError::invalid(field, format!("no succeeded {kind} job labelled {} with the same parameters (set optional to launch without a gate)", request.job)));
+        return Err(ApiError::invalid(
+            field,
+            format!("no succeeded {kind} job labelled {} with the same parameters (set optional to launch without a gate)", request.job),
+        ));
     };
     let metrics = ReportMetrics::extract(baseline.result.as_ref().unwrap_or(&Value::Null));
     let paths = metrics.paths();

@@ -93,7 +93,10 @@ pub async fn history(
     if points.is_empty()
         && let Some(available) = available
     {
-        return Err(ApiError::invalid("metric", format!("no metric {:?} in {kind} reports; available: {}", query.metric, available.join(", "))));
+        return Err(ApiError::invalid(
+            "metric",
+            format!("no metric {:?} in {kind} reports; available: {}", query.metric, available.join(", ")),
+        ));
     }
     points.reverse();
     Ok(Json(History { kind, metric: query.metric, points }))

@@ -36,7 +36,10 @@ pub async fn check(server: &Server, id: &str, gate: &GateArgs<'_>, display: &mut
             display.note(&format!("no baseline matches {}; the gate is skipped (--baseline-optional)", gate.baseline));
             return Ok(Outcome::Succeeded);
         }
-        eprintln!("asynclab run: no baseline matches {}: no succeeded job of this kind with that label and the same parameters", gate.baseline);
+        eprintln!(
+            "asynclab run: no baseline matches {}: no succeeded job of this kind with that label and the same parameters",
+            gate.baseline
+        );
         return Ok(Outcome::Usage);
     };
     print!("{}", render(&comparison));
@@ -69,7 +72,11 @@ pub fn render(comparison: &Value) -> String {
             (_, Value::Number(amount)) => amount.to_string(),
             _ => "?".into(),
         };
-        text.push_str(&format!("  gate {:<23} {:<22} tolerance {tolerance:<6} {status}\n", gated["metric"].as_str().unwrap_or("?"), gated["verdict"].as_str().unwrap_or("?")));
+        text.push_str(&format!(
+            "  gate {:<23} {:<22} tolerance {tolerance:<6} {status}\n",
+            gated["metric"].as_str().unwrap_or("?"),
+            gated["verdict"].as_str().unwrap_or("?")
+        ));
     }
     text.push_str(if gate["passed"] == false { "regression: a gated metric is worse beyond its tolerance\n" } else { "no regression\n" });
     text

@@ -150,7 +150,11 @@ pub fn resolve_name(name: &str, paths: &[&str]) -> Result<String, String> {
 
 /// The tolerances to apply: the given ones resolved to metric paths, or the kind's defaults
 /// (those the reports have).
-pub fn tolerances(kind: &str, given: &BTreeMap<String, Tolerance>, compared: &[MetricComparison]) -> Result<Vec<(String, Tolerance)>, String> {
+pub fn tolerances(
+    kind: &str,
+    given: &BTreeMap<String, Tolerance>,
+    compared: &[MetricComparison],
+) -> Result<Vec<(String, Tolerance)>, String> {
     if !given.is_empty() {
         return given.iter().map(|(name, tolerance)| Ok((resolve_metric(name, compared)?, *tolerance))).collect();
     }
@@ -211,7 +215,11 @@ mod tests {
 
     #[test]
     fn worse_beyond_tolerance_regresses() {
-        let compared = [metric("latency.p99_ms", 0.3, Verdict::Worse), metric("latency.p50_ms", 0.06, Verdict::Worse), metric("series.p99_ms", 0.3, Verdict::Worse)];
+        let compared = [
+            metric("latency.p99_ms", 0.3, Verdict::Worse),
+            metric("latency.p50_ms", 0.06, Verdict::Worse),
+            metric("series.p99_ms", 0.3, Verdict::Worse),
+        ];
         let given = BTreeMap::from([("p99_ms".to_string(), Tolerance::Relative(0.1)), ("p50_ms".to_string(), Tolerance::Relative(0.1))]);
         let tolerances = tolerances("http-fanout", &given, &compared).unwrap();
         let outcome = evaluate(&tolerances, &compared);
@@ -221,7 +229,8 @@ mod tests {
 
     #[test]
     fn defaults_apply_per_kind_and_names_must_resolve() {
-        let compared = [metric("latency.p99_ms", 0.3, Verdict::NoSignificantChange), metric("service_time.p99_ms", 0.0, Verdict::NoSignificantChange)];
+        let compared =
+            [metric("latency.p99_ms", 0.3, Verdict::NoSignificantChange), metric("service_time.p99_ms", 0.0, Verdict::NoSignificantChange)];
         let defaults = tolerances("http-fanout", &BTreeMap::new(), &compared).unwrap();
         assert_eq!(defaults, [("latency.p99_ms".to_string(), DEFAULT_TOLERANCE)]);
         assert!(evaluate(&defaults, &compared).passed);

@@ -112,11 +112,8 @@ fn item_name(item: &Map<String, Value>) -> Option<String> {
 
 /// A `[{le_ms, count}]` histogram.
 fn buckets(histogram: &Value) -> Option<Buckets> {
-    let buckets: Option<Vec<(f64, u64)>> = histogram
-        .as_array()?
-        .iter()
-        .map(|bucket| Some((bucket.get("le_ms")?.as_f64()?, bucket.get("count")?.as_u64()?)))
-        .collect();
+    let buckets: Option<Vec<(f64, u64)>> =
+        histogram.as_array()?.iter().map(|bucket| Some((bucket.get("le_ms")?.as_f64()?, bucket.get("count")?.as_u64()?))).collect();
     buckets.filter(|buckets| !buckets.is_empty()).map(|buckets| Buckets { buckets })
 }
 
@@ -180,8 +177,19 @@ mod tests {
         let paths: Vec<&str> = metrics.scalars.keys().map(String::as_str).collect();
         assert_eq!(
             paths,
-            ["achieved_rps", "error_rate", "latency.count", "latency.mean_ms", "latency.p50_ms", "latency.p99_ms", "latency.stdev_ms",
-             "modes[lines].mb_per_s", "modes[whole].mb_per_s", "requests", "status_counts.200"]
+            [
+                "achieved_rps",
+                "error_rate",
+                "latency.count",
+                "latency.mean_ms",
+                "latency.p50_ms",
+                "latency.p99_ms",
+                "latency.stdev_ms",
+                "modes[lines].mb_per_s",
+                "modes[whole].mb_per_s",
+                "requests",
+                "status_counts.200"
+            ]
         );
         assert_eq!(value_at(&fanout_like(), "modes[whole].mb_per_s"), Some(30.0));
     }

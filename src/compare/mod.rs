@@ -133,7 +133,14 @@ pub fn compare_reports(baseline: &Value, candidate: &Value, options: CompareOpti
     compared
 }
 
-fn compare_scalar(path: &str, baseline: f64, candidate: f64, before: &ReportMetrics, after: &ReportMetrics, options: CompareOptions) -> MetricComparison {
+fn compare_scalar(
+    path: &str,
+    baseline: f64,
+    candidate: f64,
+    before: &ReportMetrics,
+    after: &ReportMetrics,
+    options: CompareOptions,
+) -> MetricComparison {
     let (parent, field) = path.rsplit_once('.').unwrap_or(("", path));
     let statistic = if field == "mean_ms" { Some(Statistic::Mean) } else { quantile_of(field).map(Statistic::Quantile) };
     let mut comparison = base(path, baseline, candidate, Method::SingleSample, [1, 1]);
@@ -159,7 +166,8 @@ fn compare_scalar(path: &str, baseline: f64, candidate: f64, before: &ReportMetr
 
 /// Per-second values compared by rank; the values shown are the median seconds.
 fn compare_series(path: &str, baseline: &[f64], candidate: &[f64], options: CompareOptions) -> MetricComparison {
-    let mut comparison = base(path, median(baseline), median(candidate), Method::MannWhitney, [baseline.len() as u64, candidate.len() as u64]);
+    let mut comparison =
+        base(path, median(baseline), median(candidate), Method::MannWhitney, [baseline.len() as u64, candidate.len() as u64]);
     let p_value = mann_whitney(baseline, candidate).unwrap_or(1.0);
     comparison.p_value = Some(p_value);
     comparison.verdict = verdict(&comparison, p_value < 1.0 - options.confidence, options);
@@ -231,7 +239,11 @@ mod tests {
 
     #[test]
     fn a_slower_candidate_is_worse_from_its_distributions() {
-        let compared = compare_reports(&report(1.2, [2.0, 2.1, 2.0, 2.2, 2.1, 2.0, 2.1, 9.0]), &report(3.2, [6.0, 6.2, 6.1, 6.3, 6.0, 6.1, 6.2, 9.0]), CompareOptions::default());
+        let compared = compare_reports(
+            &report(1.2, [2.0, 2.1, 2.0, 2.2, 2.1, 2.0, 2.1, 9.0]),
+            &report(3.2, [6.0, 6.2, 6.1, 6.3, 6.0, 6.1, 6.2, 9.0]),
+            CompareOptions::default(),
+        );
         let p50 = find(&compared, "latency.p50_ms");
         assert_eq!((p50.verdict, p50.method, p50.samples), (Verdict::Worse, Method::BootstrapHistogram, [1000, 1000]));
         assert!(p50.interval.unwrap()[0] > 0.0);
@@ -244,7 +256,11 @@ mod tests {
 
     #[test]
     fn the_same_distribution_is_no_significant_change() {
-        let compared = compare_reports(&report(1.2, [2.0, 2.1, 2.0, 2.2, 2.1, 2.0, 2.2, 2.0]), &report(1.2, [2.1, 2.0, 2.2, 2.0, 2.1, 2.0, 2.1, 2.0]), CompareOptions::default());
+        let compared = compare_reports(
+            &report(1.2, [2.0, 2.1, 2.0, 2.2, 2.1, 2.0, 2.2, 2.0]),
+            &report(1.2, [2.1, 2.0, 2.2, 2.0, 2.1, 2.0, 2.1, 2.0]),
+            CompareOptions::default(),
+        );
         assert!(compared.iter().all(|comparison| comparison.verdict == Verdict::NoSignificantChange), "{compared:#?}");
     }
 

@@ -191,11 +191,7 @@ fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
         return 1.0;
     }
     let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
-    if x < (a + 1.0) / (a + b + 2.0) {
-        front * beta_fraction(a, b, x) / a
-    } else {
-        1.0 - front * beta_fraction(b, a, 1.0 - x) / b
-    }
+    if x < (a + 1.0) / (a + b + 2.0) { front * beta_fraction(a, b, x) / a } else { 1.0 - front * beta_fraction(b, a, 1.0 - x) / b }
 }
 
 fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
@@ -224,8 +220,14 @@ fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
 
 /// ln Γ(x) by the Lanczos approximation.
 fn ln_gamma(x: f64) -> f64 {
-    const COEFFICIENTS: [f64; 6] =
-        [76.180_091_729_471_46, -86.505_320_329_416_77, 24.014_098_240_830_91, -1.231_739_572_450_155, 0.001_208_650_973_866_179, -0.000_005_395_239_384_953];
+    const COEFFICIENTS: [f64; 6] = [
+        76.180_091_729_471_46,
+        -86.505_320_329_416_77,
+        24.014_098_240_830_91,
+        -1.231_739_572_450_155,
+        0.001_208_650_973_866_179,
+        -0.000_005_395_239_384_953,
+    ];
     let tmp = x + 5.5 - (x + 0.5) * (x + 5.5).ln();
     let series: f64 = COEFFICIENTS.iter().enumerate().map(|(i, c)| c / (x + 1.0 + i as f64)).sum::<f64>() + 1.000_000_000_190_015;
     -tmp + (2.506_628_274_631_000_5 * series / x).ln()

@@ -49,7 +49,8 @@ fn credential_key(key: &str) -> bool {
 fn check_label(key: &str, value: &str, field: &str, errors: &mut FieldErrors) {
     let at = format!("{field}.{key}");
     if !valid_key(key) {
-        errors.add(at, format!("a key is 1 to {MAX_KEY_CHARS} ASCII letters, digits, '.', '_', '-' or '/', starting with a letter or digit"));
+        errors
+            .add(at, format!("a key is 1 to {MAX_KEY_CHARS} ASCII letters, digits, '.', '_', '-' or '/', starting with a letter or digit"));
     } else if credential_key(key) {
         errors.add(at, "looks like a credential: labels are stored with the job and shown to anyone who reads it");
     } else if !valid_value(value) {
@@ -146,11 +147,9 @@ mod tests {
 
     #[test]
     fn bad_keys_values_and_credentials_are_named() {
-        let errors = parse_labels(
-            &json!({"": "x", "Authorization": "Bearer", "db_password": "x", "ok": "", "n": 3, "spaced": "a b"}),
-            "labels",
-        )
-        .unwrap_err();
+        let errors =
+            parse_labels(&json!({"": "x", "Authorization": "Bearer", "db_password": "x", "ok": "", "n": 3, "spaced": "a b"}), "labels")
+                .unwrap_err();
         assert_eq!(fields(errors), ["labels.", "labels.Authorization", "labels.db_password", "labels.n", "labels.ok", "labels.spaced"]);
     }
 

@@ -60,7 +60,8 @@ async fn the_baseline_gate_sets_the_exit_code(backend: Backend) {
     assert_eq!(job["labels"], serde_json::json!({"branch": "main", "commit": "aaa1111"}));
     let baseline_id = job["id"].as_str().unwrap().to_string();
 
-    let same = run_cli(&app.address, &with(&["--label", "branch=pr", "--baseline", "branch:main", "--max-regression", "p50_ms=100%"])).await;
+    let same =
+        run_cli(&app.address, &with(&["--label", "branch=pr", "--baseline", "branch:main", "--max-regression", "p50_ms=100%"])).await;
     assert_eq!(same.status.code(), Some(0), "{}", text(&same));
     assert!(text(&same).contains(&format!("compared with baseline job {baseline_id}")), "{}", text(&same));
     assert!(text(&same).contains("no regression"), "{}", text(&same));

@@ -19,7 +19,8 @@ async fn history_lists_a_metric_over_time(backend: Backend) {
         ids.push(id);
     }
     let history = app.get_json("/experiments/http-fanout/history?metric=requests&label=branch:main").await;
-    let points: Vec<(Value, Value)> = history["points"].as_array().unwrap().iter().map(|p| (p["job_id"].clone(), p["value"].clone())).collect();
+    let points: Vec<(Value, Value)> =
+        history["points"].as_array().unwrap().iter().map(|p| (p["job_id"].clone(), p["value"].clone())).collect();
     assert_eq!(points, [(json!(ids[0]), json!(10.0)), (json!(ids[2]), json!(30.0))], "oldest first, only branch:main");
     let latest = app.get_json("/experiments/http-fanout/history?metric=requests&limit=1").await;
     assert_eq!(latest["points"][0]["value"], 30.0);

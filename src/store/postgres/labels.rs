@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::store::{Job, JobId};
 use crate::store::StoreError;
 use crate::store::labels::{LabelSelector, Labels};
+use crate::store::{Job, JobId};
 
 /// Stores a new job's labels.
 pub(super) async fn insert<'c>(executor: impl PgExecutor<'c>, id: JobId, labels: &Labels) -> Result<(), StoreError> {
@@ -33,10 +33,7 @@ pub(super) async fn attach<'c>(executor: impl PgExecutor<'c>, jobs: &mut [Job]) 
     }
     let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
     let rows: Vec<(Uuid, String, String)> =
-        sqlx::query_as("select job_id, key, value from job_label where job_id = any($1)")
-            .bind(ids)
-            .fetch_all(executor)
-            .await?;
+        sqlx::query_as("select job_id, key, value from job_label where job_id = any($1)").bind(ids).fetch_all(executor).await?;
     let mut by_job: HashMap<Uuid, Labels> = HashMap::new();
     for (id, key, value) in rows {
         by_job.entry(id).or_default().insert(key, value);

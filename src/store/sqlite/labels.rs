@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{decode_id, encode_id};
-use crate::store::{Job, JobId};
 use crate::store::StoreError;
 use crate::store::labels::{LabelSelector, Labels};
+use crate::store::{Job, JobId};
 
 /// Stores a new job's labels.
 pub(super) async fn insert(conn: &mut SqliteConnection, id: JobId, labels: &Labels) -> Result<(), StoreError> {
