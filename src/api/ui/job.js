@@ -92,6 +92,7 @@ export async function renderJob(ctx) {
       [["created", formatTime(job.created_at)], ["started", formatTime(job.started_at)], ["finished", formatTime(job.finished_at)],
         ["duration", job.started_at ? formatDuration(job.started_at, job.finished_at) : "—"],
         ["launched by", job.launched_by ?? "—"], ["replica", job.replica ?? "—"], ["attempts", String(job.attempts ?? 0)],
+        ["labels", Object.entries(job.labels ?? {}).map(([key, value]) => `${key}=${value}`).join(", ") || "—"],
         ...(job.parent_id ? [["shard of", job.parent_id]] : [])]
         .map(([term, value]) => h("div", {}, h("dt", { text: term }), h("dd", { text: value }))));
     errorBox.hidden = !state.error;
