@@ -21,7 +21,7 @@
 //! meters          the Prometheus measurements
 //! store           persistence of jobs and events, and the job records (ids, statuses, events)
 //! error           problem+json errors and the extractors that produce them
-//! config, client, child, outbound, tls, stats, validation, telemetry    leaves
+//! config, client, child, outbound, tls, stats, validation, telemetry, cpu    leaves
 //! ```
 //!
 //! # Modules
@@ -41,6 +41,7 @@
 //! - [`child`]: the built-in child program the `subprocess` experiment runs.
 //! - [`outbound`]: where experiments may connect.
 //! - [`tls`]: trusted roots and certificates for https targets.
+//! - [`cpu`]: the CPU a job's work used, from the kernel's accounting, for every report.
 //! - [`stats`], [`validation`], [`telemetry`]: shared helpers.
 
 pub mod api;
@@ -48,6 +49,7 @@ pub mod child;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod experiments;
 pub mod jobs;

@@ -5,6 +5,7 @@ mod helpers;
 mod webdriver;
 
 mod cli;
+mod cpu;
 mod dashboard;
 mod dashboard_http;
 mod dashboard_roles;

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use self::params::{Direction, SftpParams};
 use self::transfer::{LOCAL_IO_BYTES, Pipelining, checksum_local, download, generate_local, upload};
 use super::{Availability, Experiment, ExperimentError};
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::services::Services;
 use crate::stats::{LatencySummary, latency_histogram, millis};
@@ -67,6 +68,11 @@ pub struct SftpReport {
     pub bytes_verified: u64,
     /// Whether the run's remote files and directory were removed.
     pub remote_cleaned: bool,
+    /// The CPU the run used on the client side: the polls of the job and its file tasks on the
+    /// control plane's shared runtime (SFTP framing, checksums). The SSH session's encryption
+    /// runs in russh's own task, and the in-process server in its own, on that same runtime:
+    /// neither can be told apart from other work, so neither is counted.
+    pub cpu: CpuUsage,
 }
 
 /// A progress snapshot.
@@ -116,6 +122,7 @@ impl Experiment for Sftp {
             files_verified,
             bytes_verified,
             remote_cleaned,
+            cpu: ctx.cpu().usage(CpuScope::SharedRuntime),
         })
     }
 }
@@ -198,10 +205,10 @@ where
         while next < files && running.len() < params.concurrency as usize {
             let file = transfer(next);
             let index = next;
-            running.spawn(async move {
+            running.spawn(ctx.cpu().attribute(async move {
                 let file_started = Instant::now();
                 (index, file.await, file_started.elapsed())
-            });
+            }));
             next += 1;
         }
         let Some(joined) = running.join_next().await else { break };
