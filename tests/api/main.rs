@@ -18,6 +18,7 @@ mod file_io;
 mod fanout;
 mod fanout_endpoints;
 mod fanout_load;
+mod fanout_rate;
 mod fanout_requests;
 mod idempotency;
 mod layers;
