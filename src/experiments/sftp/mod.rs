@@ -55,6 +55,9 @@ pub struct SftpReport {
     pub in_process_server: bool,
     /// The server's host key SHA256 fingerprint.
     pub host_key: String,
+    /// The cipher the SSH key exchange settled on (the server takes the first of ours it
+    /// supports: AES-256-GCM where it can), e.g. `aes256-gcm@openssh.com`.
+    pub cipher: String,
     /// Which way the files went.
     #[schema(inline)]
     pub direction: Direction,
@@ -106,6 +109,7 @@ impl Experiment for Sftp {
         let connection = target::connect(&target).await?;
         let sftp = connection.sftp.clone();
         let host_key = connection.host_key.clone();
+        let cipher = connection.cipher.clone();
         let run_dir = remote_run_dir(&target.base_dir, params.remote_dir.as_deref(), &ctx.job_id().to_string());
         make_dirs(&sftp, &run_dir).await?;
         let outcome = transfer_all(&ctx, &sftp, &params, &run_dir).await;
@@ -116,6 +120,7 @@ impl Experiment for Sftp {
             target: target.describe(),
             in_process_server: target.server.is_some(),
             host_key,
+            cipher,
             direction: params.direction,
             upload,
             download,
