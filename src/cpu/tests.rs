@@ -92,10 +92,7 @@ async fn attributed_polls_count_once_when_nested() {
 #[tokio::test]
 async fn an_exited_child_is_measured_before_it_is_reaped() {
     // A shell loop burns CPU in the child.
-    let mut child = tokio::process::Command::new("sh")
-        .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
-        .spawn()
-        .unwrap();
+    let mut child = tokio::process::Command::new("sh").args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"]).spawn().unwrap();
     let exit = process::ChildExit::watch(child.id().unwrap()).expect("pidfds are available");
     exit.exited().await;
     let times = exit.times().expect("the zombie is still there");

@@ -19,10 +19,7 @@ impl Add for CpuTimes {
     type Output = CpuTimes;
 
     fn add(self, other: CpuTimes) -> CpuTimes {
-        CpuTimes {
-            user_micros: self.user_micros + other.user_micros,
-            system_micros: self.system_micros + other.system_micros,
-        }
+        CpuTimes { user_micros: self.user_micros + other.user_micros, system_micros: self.system_micros + other.system_micros }
     }
 }
 
@@ -55,8 +52,7 @@ pub fn current_thread_times() -> CpuTimes {
     // SAFETY: getrusage(2) writes one `rusage` into the pointer it is given, which points to a
     // live, writable value of that type; RUSAGE_THREAD is supported since Linux 2.6.26.
     let status = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    let (user, system) =
-        if status == 0 { (timeval_micros(usage.ru_utime), timeval_micros(usage.ru_stime)) } else { (0, 0) };
+    let (user, system) = if status == 0 { (timeval_micros(usage.ru_utime), timeval_micros(usage.ru_stime)) } else { (0, 0) };
     if user + system == 0 {
         return CpuTimes { user_micros: total, system_micros: 0 };
     }
