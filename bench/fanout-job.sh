@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of one http-fanout job against the server's own /targets/hello route: builds the
 # release binary, starts it on a spare port with a temporary data directory, runs one fan-out
-# job, then prints throughput, latency, the server's peak memory and how many events the job
-# stored. See bench/README.md (fanout-job.sh).
+# job (followed over its event stream), then prints throughput, latency, the job's CPU, the
+# server's peak memory and how many events the job stored. See bench/README.md (fanout-job.sh).
 #
 # Settings (environment): COUNT (200000), CONNECTIONS (64), PORT (18080), BENCH_DATABASE_URL
 # (unset: the server's default store, a SQLite file in the temporary data directory; set it to
@@ -26,22 +26,25 @@ start_server
 body=$(printf '{"url":"%s/targets/hello/{i}","count":%s,"max_connections":%s}' "$base" "$COUNT" "$CONNECTIONS")
 log "launching: POST /experiments/http-fanout $body"
 job_id=$(api /experiments/http-fanout -X POST -H 'Content-Type: application/json' --data "$body" | json 'd["id"]')
-log "job $job_id; polling GET /jobs/$job_id every ${POLL_INTERVAL_S} s"
+log "job $job_id; following GET /jobs/$job_id/events"
 
-polls=0
+# One idle curl follows the event stream (polling would start processes on the cores being
+# measured); awk prints every 8th progress snapshot, about one every 2 s.
 while true; do
+    curl -sN "${base}/jobs/$job_id/events" | awk '
+        /^event: / { kind = $2 }
+        /^data: / && kind == "progress" && (++seen % 8) == 1 {
+            completed = $0; sub(/.*"completed":/, "", completed); sub(/[,}].*/, "", completed)
+            rps = $0; sub(/.*"current_rps":/, "", rps); sub(/[,}].*/, "", rps)
+            printf "    running: %s requests, %.0f req/s now\n", completed, rps
+            fflush()
+        }' || true
     api "/jobs/$job_id" -o "$workdir/job.json"
     status=$(json 'd["status"]' <"$workdir/job.json")
     case $status in
-        queued | running) ;;
+        queued | running) sleep "$POLL_INTERVAL_S" ;; # the stream broke: follow it again
         *) break ;;
     esac
-    # A progress line about every 2 s.
-    if ((polls % 4 == 0)); then
-        json '"    {}: {}".format(d["status"], "{completed}/{total} requests, {current_rps:.0f} req/s now".format(**d["progress"]) if d.get("progress") else "no progress yet")' <"$workdir/job.json"
-    fi
-    polls=$((polls + 1))
-    sleep "$POLL_INTERVAL_S"
 done
 log "job ended: $status"
 
@@ -85,6 +88,10 @@ if report:
     print(f"  latency:          p50 {latency['p50_ms']:.3f} ms, p99 {latency['p99_ms']:.3f} ms, max {latency['max_ms']:.3f} ms")
     print(f"  elapsed:          {report['elapsed_ms'] / 1000:.2f} s (first request to last)")
     print(f"  connections:      {report['connections_opened']} opened")
+    cpu = report.get("cpu")
+    if cpu:
+        print(f"  job CPU:          {cpu['total_ms'] / 1000:.2f} CPU-s (user {cpu['user_ms'] / 1000:.2f}, system {cpu['system_ms'] / 1000:.2f}) on {cpu['threads']} threads")
+        print(f"  requests/CPU-s:   {report['requests_per_cpu_second']:.0f} ({report['cpu_micros_per_request']:.1f} µs CPU per request; the target shares the process and is not counted)")
 if job.get("error"):
     print(f"  error:            {job['error']['kind']}: {job['error']['message']}")
 print(f"  job time:         {job_s:.2f} s (started to finished)")

@@ -4,14 +4,22 @@
 # every generator runs on CPU 1. Then the open model's rate accuracy, and each tool's peak
 # memory for 1M and 10M requests. Installs wrk, nginx and oha when missing. See bench/README.md.
 #
-# Settings (environment): SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (2: tools alternate; 0: none, only the open model and memory),
+# Every run counts errors and non-2xx answers (a run with any is marked) and the generator's CPU,
+# measured alike for all three: user + system time of the tool's process (/usr/bin/time for wrk
+# and oha, /proc/PID/stat before and after for the asynclab server, whose whole process is
+# counted, control plane included). The summary gives the median of the rounds with their
+# spread (min-max) as a Markdown table ready for the README.
+#
+# Settings (environment): SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (5: tools alternate; 0: none, only the open model and memory),
 # OPEN_RATE (20000), MEMORY_COUNTS ("1000000 10000000"), PORT (18080), TARGET_PORT (18091),
-# NGINX_PORT (18090), OPEN_CONNECTIONS (CONNECTIONS). MEMORY_COUNTS= (empty) skips the memory runs.
+# NGINX_PORT (18090), OPEN_CONNECTIONS (CONNECTIONS), OHA_VERSION (~1.16, the version cargo
+# installs when oha is missing). MEMORY_COUNTS= (empty) skips the memory runs.
 set -euo pipefail
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONNECTIONS=${CONNECTIONS:-64}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-5}
+OHA_VERSION=${OHA_VERSION:-~1.16}
 OPEN_RATE=${OPEN_RATE:-20000}
 OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-$CONNECTIONS}
 MEMORY_COUNTS=${MEMORY_COUNTS-"1000000 10000000"}
@@ -32,10 +40,12 @@ install_peers() {
         [[ -z $oha && -x $candidate ]] && oha=$candidate
     done
     if [[ -z $oha ]]; then
-        log "installing oha: cargo install oha --locked (several minutes)"
-        cargo install oha --locked --quiet
+        log "installing oha $OHA_VERSION: cargo install oha --version '$OHA_VERSION' --locked (several minutes)"
+        cargo install oha --version "$OHA_VERSION" --locked --quiet
         oha="$HOME/.cargo/bin/oha"
     fi
+    command -v /usr/bin/time >/dev/null || die "/usr/bin/time is needed to measure the tools' CPU (apt-get install time)"
+    log "$(wrk --version 2>&1 | head -n 1 || true); $("$oha" --version)"
 }
 
 nginx_pid=""
@@ -82,16 +92,28 @@ CONF
 
 results="$workdir/results.tsv"
 
-# record TARGET TOOL RPS P50_MS P99_MS
+# record TARGET TOOL RPS P50_MS P99_MS REQUESTS ERRORS NON_2XX CPU_S: one run, kept for the
+# summary and printed (marked when it had errors or non-2xx answers: not equal work).
 record() {
-    printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
-    printf '    %-16s %-9s %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms\n' "$@"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
+    local mark=""
+    (($7 + $8 > 0)) && mark="  << $7 errors, $8 non-2xx"
+    printf '    %-16s %-9s %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms  %9d requests  %6.2f CPU-s  %8.0f req/CPU-s%s\n' \
+        "$1" "$2" "$3" "$4" "$5" "$6" "$9" "$(echo "$6 / $9" | bc -l)" "$mark"
+}
+
+# timed OUT COMMAND...: runs COMMAND on CPU 1 and writes its user + system CPU seconds to OUT.
+timed() {
+    local out=$1
+    shift
+    /usr/bin/time -f '%U %S' -o "$out.time" taskset -c 1 "$@"
+    awk '{ print $1 + $2 }' "$out.time" >"$out"
 }
 
 run_wrk() {
     local target=$1 url=$2 out="$workdir/wrk.txt"
-    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "$url" >"$out"
-    python3 - "$out" "$target" <<'PY' >>"$workdir/line"
+    timed "$workdir/cpu" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "$url" >"$out"
+    python3 - "$out" "$target" "$(cat "$workdir/cpu")" <<'PY' >>"$workdir/line"
 import re, sys
 text = open(sys.argv[1]).read()
 def ms(value):
@@ -100,24 +122,47 @@ def ms(value):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 p50 = ms(re.search(r"\s50%\s+(\S+)", text).group(1))
 p99 = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
-print(sys.argv[2], "wrk", rps, p50, p99)
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+errors = sum(int(n) for n in socket.groups()) if socket else 0
+non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(sys.argv[2], "wrk", rps, p50, p99, requests, errors, int(non_2xx.group(1)) if non_2xx else 0, sys.argv[3])
 PY
 }
 
 run_oha() {
     local target=$1 url=$2 out="$workdir/oha.json"
-    taskset -c 1 "$oha" -c "$CONNECTIONS" -z "${SECONDS_PER_RUN}s" --no-tui --output-format json "$url" >"$out"
-    python3 - "$out" "$target" <<'PY' >>"$workdir/line"
+    timed "$workdir/cpu" "$oha" -c "$CONNECTIONS" -z "${SECONDS_PER_RUN}s" --no-tui --output-format json "$url" >"$out"
+    python3 - "$out" "$target" "$(cat "$workdir/cpu")" <<'PY' >>"$workdir/line"
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(sys.argv[2], "oha", d["summary"]["requestsPerSec"], d["latencyPercentiles"]["p50"] * 1000, d["latencyPercentiles"]["p99"] * 1000)
+statuses = {int(code): n for code, n in d.get("statusCodeDistribution", {}).items()}
+errors = sum(d.get("errorDistribution", {}).values())
+non_2xx = sum(n for code, n in statuses.items() if not 200 <= code < 300)
+requests = sum(statuses.values()) + errors
+print(sys.argv[2], "oha", d["summary"]["requestsPerSec"], d["latencyPercentiles"]["p50"] * 1000, d["latencyPercentiles"]["p99"] * 1000,
+      requests, errors, non_2xx, sys.argv[3])
 PY
 }
 
+# The server process's user + system CPU seconds so far.
+server_cpu_s() {
+    python3 -c 'import os, sys; f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split(); print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))' "$server_pid"
+}
+
 run_asynclab() {
-    local target=$1 url=$2 out="$workdir/job.json"
+    local target=$1 url=$2 out="$workdir/job.json" before after
+    before=$(server_cpu_s)
     run_job http-fanout "{\"url\":\"$url\",\"duration_ms\":$((SECONDS_PER_RUN * 1000)),\"max_connections\":$CONNECTIONS}" "$out"
-    json "' '.join(['$target', 'asynclab', str(d['result']['achieved_rps']), str(d['result']['latency']['p50_ms']), str(d['result']['latency']['p99_ms'])])" <"$out" >>"$workdir/line"
+    after=$(server_cpu_s)
+    python3 - "$out" "$target" "$(echo "$after - $before" | bc -l)" <<'PY' >>"$workdir/line"
+import json, sys
+r = json.load(open(sys.argv[1]))["result"]
+non_2xx = sum(n for code, n in r["status_counts"].items() if not 200 <= int(code) < 300)
+print(sys.argv[2], "asynclab", r["achieved_rps"], r["latency"]["p50_ms"], r["latency"]["p99_ms"], r["requests"],
+      sum(r["error_counts"].values()), non_2xx, sys.argv[3])
+PY
+    json "'      (the job alone: %.2f CPU-s on %d threads, %.0f req/CPU-s)' % (d['result']['cpu']['total_ms'] / 1000, d['result']['cpu']['threads'], d['result']['requests_per_cpu_second'])" <"$out"
 }
 
 print_machine
@@ -135,27 +180,39 @@ for ((round = 1; round <= ROUNDS; round++)); do
         for tool in wrk oha asynclab; do
             : >"$workdir/line"
             "run_$tool" "$target" "$url"
-            read -r t name rps p50 p99 <"$workdir/line"
-            record "$t" "$name" "$rps" "$p50" "$p99"
+            read -r t name rps p50 p99 requests errors non_2xx cpu_s <"$workdir/line"
+            record "$t" "$name" "$rps" "$p50" "$p99" "$requests" "$errors" "$non_2xx" "$cpu_s"
         done
     done
 done
 
 if ((ROUNDS > 0)); then
-log "summary (mean of ${ROUNDS} rounds)"
-python3 - "$results" <<'PY'
-import collections, sys
+log "summary: median of ${ROUNDS} rounds (min-max), Markdown for the README"
+python3 - "$results" "$SECONDS_PER_RUN" "$CONNECTIONS" <<'PY'
+import collections, statistics, sys
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    target, tool, rps, p50, p99 = line.split("\t")
-    runs[(target, tool)].append((float(rps), float(p50), float(p99)))
-print(f"    {'target':<16} {'tool':<9} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    target, tool, rps, p50, p99, requests, errors, non_2xx, cpu_s = line.split("\t")
+    cpu = float(cpu_s)
+    runs[(target, tool)].append({"rps": float(rps), "p50": float(p50), "p99": float(p99), "cpu": cpu,
+                                 "per_cpu": int(requests) / cpu if cpu > 0 else 0.0, "bad": int(errors) + int(non_2xx)})
+def cell(values, key, digits):
+    xs = [v[key] for v in values]
+    return f"{statistics.median(xs):.{digits}f} ({min(xs):.{digits}f}-{max(xs):.{digits}f})"
+print(f"bench/fanout.sh, {sys.argv[2]} s runs, {sys.argv[3]} connections, generator on CPU 1, target on CPU 0")
+print()
+print("| target | tool | req/s | p50 ms | p99 ms | CPU-s per run | req per CPU-s | runs with errors |")
+print("|---|---|---|---|---|---|---|---|")
 for (target, tool), values in runs.items():
-    n = len(values)
-    print(f"    {target:<16} {tool:<9} {sum(v[0] for v in values)/n:>10.0f} {sum(v[1] for v in values)/n:>8.3f} {sum(v[2] for v in values)/n:>8.3f}")
+    bad = sum(1 for v in values if v["bad"] > 0)
+    print(f"| {target} | {tool} | {cell(values, 'rps', 0)} | {cell(values, 'p50', 3)} | {cell(values, 'p99', 3)} | "
+          f"{cell(values, 'cpu', 2)} | {cell(values, 'per_cpu', 0)} | {bad} of {len(values)} |")
+print()
 for target in sorted({t for t, _ in runs}):
-    mean = lambda tool: sum(v[0] for v in runs[(target, tool)]) / len(runs[(target, tool)])
-    print(f"    {target}: asynclab/oha = {mean('asynclab') / mean('oha'):.2f}x, asynclab/wrk = {mean('asynclab') / mean('wrk'):.2f}x")
+    median = lambda tool, key: statistics.median(v[key] for v in runs[(target, tool)])
+    print(f"- {target}: req/s asynclab/oha {median('asynclab', 'rps') / median('oha', 'rps'):.2f}x, "
+          f"asynclab/wrk {median('asynclab', 'rps') / median('wrk', 'rps'):.2f}x; req per CPU-s asynclab/wrk "
+          f"{median('asynclab', 'per_cpu') / median('wrk', 'per_cpu'):.2f}x, asynclab/oha {median('asynclab', 'per_cpu') / median('oha', 'per_cpu'):.2f}x")
 PY
 fi
 

@@ -4,9 +4,15 @@
 # downloaded by `sftp` (batch mode, one file after another, its default 64 requests of 32 KiB in
 # flight), then an `sftp` job moving the same count and size both ways. Prints MB/s of each
 # direction for both and their ratio (the target: ≥ 1.0 × OpenSSH sftp). See bench/README.md.
+# Both sides use the same cipher: the job offers AES-256-GCM first and the server takes the
+# client's first choice it supports, so OpenSSH's sftp is given SFTP_CIPHER (by default the same;
+# its own default would be ChaCha20-Poly1305). Each side's negotiated cipher is printed: OpenSSH's
+# from its own debug log, the job's from the report (`cipher`). Set SFTP_CIPHER to another name
+# to compare the orders.
 #
 # Settings (environment): FILES (8), SIZE_BYTES (33554432), CONCURRENCY (1),
-# REQUESTS_IN_FLIGHT (64), BLOCK_BYTES (32768), PORT (18083), SFTP_PASSWORD (asynclab-test).
+# REQUESTS_IN_FLIGHT (64), BLOCK_BYTES (32768), PORT (18083), SFTP_PASSWORD (asynclab-test),
+# SFTP_CIPHER (aes256-gcm@openssh.com).
 set -euo pipefail
 
 FILES=${FILES:-8}
@@ -17,6 +23,7 @@ BLOCK_BYTES=${BLOCK_BYTES:-32768}
 PORT=${PORT:-18083}
 SFTP_PASSWORD=${SFTP_PASSWORD:-asynclab-test}
 SFTP_USER=asynclab-sftp
+SFTP_CIPHER=${SFTP_CIPHER:-aes256-gcm@openssh.com}
 
 source "$(dirname "${BASH_SOURCE[0]}")/server.sh"
 ASYNCLAB_SFTP_TEST_PASSWORD=$SFTP_PASSWORD bash scripts/sshd.sh
@@ -31,7 +38,7 @@ openssh_sftp() {
     started=$(date +%s.%N)
     # -o BatchMode=no must come before -b, which otherwise turns batch mode (no password) on.
     SSHPASS=$SFTP_PASSWORD sshpass -e sftp -o BatchMode=no -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -o LogLevel=ERROR -q -P 2222 -b "$1" "${SFTP_USER}@127.0.0.1" >/dev/null || die "sftp -b $1 failed"
+        -c "$SFTP_CIPHER" -o LogLevel=ERROR -q -P 2222 -b "$1" "${SFTP_USER}@127.0.0.1" >/dev/null || die "sftp -b $1 failed"
     ended=$(date +%s.%N)
     python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$started" "$ended"
 }
@@ -65,6 +72,10 @@ printf 'bye\n' >"$workdir/connect.batch"
 
 log "OpenSSH sftp: connect only, then put and get of every file"
 connect_s=$(openssh_sftp "$workdir/connect.batch")
+# The cipher OpenSSH's client negotiated, from its debug log ("kex: client->server cipher: …").
+openssh_cipher=$(SSHPASS=$SFTP_PASSWORD sshpass -e sftp -o BatchMode=no -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -c "$SFTP_CIPHER" -v -P 2222 -b "$workdir/connect.batch" "${SFTP_USER}@127.0.0.1" 2>&1 >/dev/null |
+    sed -n 's/.*kex: client->server cipher: \([^ ]*\).*/\1/p' | head -n 1)
 put_s=$(openssh_sftp "$workdir/put.batch")
 get_s=$(openssh_sftp "$workdir/get.batch")
 openssh_sftp "$workdir/clean.batch" >/dev/null
@@ -77,8 +88,9 @@ body=$(printf '{"direction":"both","files":%s,"size_bytes":%s,"concurrency":%s,"
 log "POST /experiments/sftp $body"
 run_job sftp "$body" "$workdir/job.json"
 
-python3 - "$workdir/job.json" "$FILES" "$SIZE_BYTES" "$connect_s" "$put_s" "$get_s" <<'PY'
+python3 - "$workdir/job.json" "$FILES" "$SIZE_BYTES" "$connect_s" "$put_s" "$get_s" "${openssh_cipher:-unknown}" <<'PY'
 import json, sys
+openssh_cipher = sys.argv[7]
 
 job_path, files, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 connect_s, put_s, get_s = map(float, sys.argv[4:7])
@@ -91,6 +103,7 @@ print()
 print("results")
 print(f"  files:              {files} × {size} bytes = {total_mb:.1f} MB each way, OpenSSH sshd on 127.0.0.1:2222")
 print(f"  OpenSSH sftp:       connect {connect_s:.3f} s (taken off), put {put_s:.3f} s, get {get_s:.3f} s")
+print(f"  ciphers:            OpenSSH sftp {openssh_cipher} | sftp experiment {report.get('cipher', 'not reported')}")
 for direction in ("upload", "download"):
     phase = report[direction]
     ratio = phase["mb_per_s"] / openssh[direction]

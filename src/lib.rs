@@ -21,7 +21,7 @@
 //! meters          the Prometheus measurements
 //! store           persistence of jobs and events, and the job records (ids, statuses, events)
 //! error           problem+json errors and the extractors that produce them
-//! config, client, child, outbound, tls, stats, validation, telemetry, compare    leaves
+//! config, client, child, outbound, tls, stats, validation, telemetry, compare, cpu    leaves
 //! ```
 //!
 //! # Modules
@@ -42,6 +42,7 @@
 //! - [`outbound`]: where experiments may connect.
 //! - [`tls`]: trusted roots and certificates for https targets.
 //! - [`compare`]: comparing two runs' reports, metric by metric, and the regression gate.
+//! - [`cpu`]: the CPU a job's work used, from the kernel's accounting, for every report.
 //! - [`stats`], [`validation`], [`telemetry`]: shared helpers.
 
 pub mod api;
@@ -50,6 +51,7 @@ pub mod cli;
 pub mod client;
 pub mod compare;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod experiments;
 pub mod jobs;

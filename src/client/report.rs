@@ -62,6 +62,7 @@ fn format_ms(ms: f64) -> String {
 fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
     match value {
         Value::Object(fields) if is_latency_summary(fields) => rows.push((prefix.to_string(), compact_row(fields))),
+        Value::Object(fields) if is_cpu_usage(fields) => rows.push((prefix.to_string(), cpu_row(fields))),
         Value::Object(fields) if !fields.is_empty() => {
             for (key, inner) in fields {
                 let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
@@ -99,6 +100,30 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
 /// A latency summary: percentiles in milliseconds (`p50_ms`, `p99_ms`, …).
 fn is_latency_summary(fields: &Map<String, Value>) -> bool {
     fields.contains_key("p50_ms") && fields.contains_key("p99_ms") && is_flat(fields)
+}
+
+/// A CPU figure (`total_ms`, `user_ms`, `system_ms`, `threads`, `processes`, `scope`).
+fn is_cpu_usage(fields: &Map<String, Value>) -> bool {
+    ["total_ms", "user_ms", "system_ms", "threads", "scope"].iter().all(|key| fields.contains_key(*key)) && is_flat(fields)
+}
+
+/// One row for a CPU figure: `43.4 ms (user 36.9, system 6.4) on 3 threads, 1 process  dedicated_threads`.
+fn cpu_row(fields: &Map<String, Value>) -> String {
+    let ms = |key: &str| fields.get(key).and_then(Value::as_f64).unwrap_or_default();
+    let count = |key: &str| fields.get(key).and_then(Value::as_u64).unwrap_or_default();
+    let counted = |count: u64, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
+    let mut row = format!(
+        "{:.1} ms (user {:.1}, system {:.1}) on {}",
+        ms("total_ms"),
+        ms("user_ms"),
+        ms("system_ms"),
+        counted(count("threads"), "thread", "threads")
+    );
+    if count("processes") > 0 {
+        row.push_str(&format!(", {}", counted(count("processes"), "process", "processes")));
+    }
+    row.push_str(&format!("  {}", fields.get("scope").map(format_scalar).unwrap_or_default()));
+    row
 }
 
 fn is_flat(fields: &Map<String, Value>) -> bool {
@@ -167,21 +192,26 @@ mod tests {
                 "endpoints": [{"key": "GET http://h/a", "requests": 20, "error_rate": 0.0, "achieved_rps": 1234.56789,
                                "status_counts": {"200": 20}, "error_counts": {},
                                "latency": {"p50_ms": 0.4771, "p90_ms": 0.9, "p99_ms": 1.2, "max_ms": 2.0}}],
-                "urls": ["a", "b"], "empty": {}
+                "urls": ["a", "b"], "empty": {},
+                "cpu": {"user_ms": 36.92, "system_ms": 6.45, "total_ms": 43.37, "threads": 3, "processes": 0, "scope": "dedicated_threads"},
+                "requests_per_cpu_second": 461.15, "cpu_micros_per_request": 2168.5
             }
         });
         let expected = "\
 job j1  http-fanout  failed  in 1.50 s
 error (thresholds): thresholds missed: min_rps
-achieved_rps       1234.568
-empty              {}
-histogram          2 entries (--json shows them)
-latency            count 20  p50 0.477 ms  p99 1.2 ms  p999 1.9 ms  max 2 ms  mean 0.5 ms
-requests           20
-series             1 entry (--json shows them)
-status_counts.200  20
-thresholds[0]      name min_rps  passed false
-urls               [\"a\",\"b\"]
+achieved_rps             1234.568
+cpu                      43.4 ms (user 36.9, system 6.5) on 3 threads  dedicated_threads
+cpu_micros_per_request   2168.5
+empty                    {}
+histogram                2 entries (--json shows them)
+latency                  count 20  p50 0.477 ms  p99 1.2 ms  p999 1.9 ms  max 2 ms  mean 0.5 ms
+requests                 20
+requests_per_cpu_second  461.15
+series                   1 entry (--json shows them)
+status_counts.200        20
+thresholds[0]            name min_rps  passed false
+urls                     [\"a\",\"b\"]
 
 endpoints
 endpoint        requests  failed  p50 ms  p90 ms  p99 ms  max ms       rps  outcome

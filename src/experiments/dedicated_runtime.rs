@@ -9,11 +9,13 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::ExperimentError;
+use crate::cpu::CpuMeter;
 
 /// Runs `work` on a new OS thread named `thread_name` and waits for its result without blocking
 /// the caller's runtime. `work` gets a token that fires when the caller's future is dropped
-/// (job cancelled, timed out, server stopping); it must return soon after.
-pub async fn run_on_own_thread<T, W>(thread_name: &str, work: W) -> Result<T, ExperimentError>
+/// (job cancelled, timed out, server stopping); it must return soon after. The thread's CPU,
+/// from its start to the end of `work`, is charged to `cpu`.
+pub async fn run_on_own_thread<T, W>(thread_name: &str, cpu: &CpuMeter, work: W) -> Result<T, ExperimentError>
 where
     T: Send + 'static,
     W: FnOnce(CancellationToken) -> T + Send + 'static,
@@ -22,10 +24,16 @@ where
     // Fires `stop` when this future is dropped before the thread has answered.
     let stop_on_drop = stop.clone().drop_guard();
     let (result_sender, result) = oneshot::channel();
+    let cpu = cpu.clone();
     std::thread::Builder::new()
         .name(thread_name.into())
         .spawn(move || {
-            let _ = result_sender.send(work(stop));
+            let outcome = {
+                // Counted until the work ends, before the caller hears of it.
+                let _tracked = cpu.track_current_thread();
+                work(stop)
+            };
+            let _ = result_sender.send(outcome);
         })
         .map_err(|error| ExperimentError::Internal(format!("cannot start a thread: {error}")))?;
     let outcome = result.await.map_err(|_| ExperimentError::Internal(format!("thread {thread_name} panicked")));
@@ -35,9 +43,11 @@ where
 
 /// Builds a tokio runtime from `builder` on the current thread, runs `workload` on it as a task
 /// until it ends or `stop` fires, then shuts the runtime down without waiting for threads stuck
-/// in blocking calls (they exit when their call returns). `None` when stopped.
+/// in blocking calls (they exit when their call returns). `None` when stopped. The runtime's own
+/// threads (workers, blocking pool) are charged to `cpu`.
 pub fn run_tokio<F>(
     mut builder: tokio::runtime::Builder,
+    cpu: &CpuMeter,
     stop: CancellationToken,
     workload: F,
 ) -> Result<Option<F::Output>, ExperimentError>
@@ -45,6 +55,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    cpu.instrument(&mut builder);
     let runtime = builder
         .enable_all()
         .build()
@@ -92,19 +103,21 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn the_result_comes_back_from_the_thread() {
-        let answer = run_on_own_thread("dedicated-ok", |_stop| 42).await.unwrap();
+        let answer = run_on_own_thread("dedicated-ok", &CpuMeter::new(), |_stop| 42).await.unwrap();
         assert_eq!(answer, 42);
     }
 
     #[tokio::test]
     async fn dropping_the_caller_stops_the_runtime_and_its_threads() {
         let started = CancellationToken::new();
-        let run = run_on_own_thread("dedicated-drop", {
+        let cpu = CpuMeter::new();
+        let run = run_on_own_thread("dedicated-drop", &cpu, {
+            let cpu = cpu.clone();
             let started = started.clone();
             move |stop| {
                 let mut builder = tokio::runtime::Builder::new_multi_thread();
                 builder.worker_threads(2).thread_name("dedicated-drop");
-                run_tokio(builder, stop, async move {
+                run_tokio(builder, &cpu, stop, async move {
                     started.cancel();
                     std::future::pending::<()>().await
                 })

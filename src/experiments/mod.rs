@@ -172,14 +172,17 @@ fn entry<E: Experiment>() -> ExperimentEntry {
         example: || serde_json::to_value(E::example()).expect("example parameters serialize"),
         availability: E::availability,
         prepare: prepare::<E>,
+        // The job's own task runs on the control plane's runtime: its polls are charged to the
+        // job's CPU meter.
         run: |ctx, params| {
-            async move {
+            let cpu = ctx.cpu().clone();
+            cpu.attribute(async move {
                 let params: E::Params = serde_json::from_value(params)
                     .map_err(|error| ExperimentError::Internal(format!("stored parameters unreadable: {error}")))?;
                 let report = E::run(ctx, params).await?;
                 serde_json::to_value(report)
                     .map_err(|error| ExperimentError::Internal(format!("report unserializable: {error}")))
-            }
+            })
             .boxed()
         },
         params_schema_name: || E::Params::name().into_owned(),

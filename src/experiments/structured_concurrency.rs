@@ -12,6 +12,7 @@ use tokio::time::{Instant, sleep};
 use utoipa::ToSchema;
 
 use super::{Experiment, ExperimentError};
+use crate::cpu::{CpuMeter, CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::stats::millis;
 use crate::validation::{FieldErrors, Validate};
@@ -130,6 +131,9 @@ pub struct StructuredConcurrencyReport {
     pub counts: HashMap<String, u32>,
     /// Time until every task had settled (siblings may outlive the caller's await).
     pub elapsed_ms: f64,
+    /// The CPU the run used: the polls of the job and of its tasks, all on the control plane's
+    /// shared runtime (`threads` counts the runtime's threads that polled them).
+    pub cpu: CpuUsage,
 }
 
 impl Validate for StructuredConcurrencyParams {
@@ -185,7 +189,7 @@ impl Experiment for StructuredConcurrency {
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
         // Room for every transition (a start and a settle per task), so sending never waits.
         let (sender, mut transitions) = mpsc::channel(2 * params.tasks.len() + 1);
-        let scope = run_scope(&params.tasks, params.mode, sender);
+        let scope = run_scope(&params.tasks, params.mode, sender, ctx.cpu());
         let publish = async {
             while let Some(transition) = transitions.recv().await {
                 ctx.milestone(&transition).await;
@@ -196,11 +200,13 @@ impl Experiment for StructuredConcurrency {
     }
 }
 
-/// Runs the tasks under `mode`, sending each transition as it happens.
+/// Runs the tasks under `mode`, sending each transition as it happens; their polls are charged
+/// to `cpu`.
 pub async fn run_scope(
     tasks: &[TaskSpec],
     mode: ScopeMode,
     transitions: mpsc::Sender<Transition>,
+    cpu: &CpuMeter,
 ) -> StructuredConcurrencyReport {
     let total = tasks.len();
     let started = Instant::now();
@@ -208,10 +214,10 @@ pub async fn run_scope(
     let mut index_of = HashMap::new();
     for (index, task) in tasks.iter().enumerate() {
         let (name, delay_ms, fail) = (task.name.clone(), task.delay_ms, task.fail);
-        let handle = scope.spawn(async move {
+        let handle = scope.spawn(cpu.attribute(async move {
             sleep(Duration::from_millis(delay_ms)).await;
             if fail { Err(format!("{name} failed after {delay_ms} ms")) } else { Ok(()) }
-        });
+        }));
         index_of.insert(handle.id(), index);
         let _ = transitions.try_send(Transition { task: task.name.clone(), state: "started", settled: 0, total });
     }
@@ -277,6 +283,7 @@ pub async fn run_scope(
         tasks,
         counts,
         elapsed_ms: millis(elapsed),
+        cpu: cpu.usage(CpuScope::SharedRuntime),
     }
 }
 
@@ -294,7 +301,7 @@ mod tests {
 
     async fn run(mode: ScopeMode) -> (StructuredConcurrencyReport, Vec<Transition>) {
         let (sender, mut receiver) = mpsc::channel(16);
-        let report = run_scope(&three_tasks(), mode, sender).await;
+        let report = run_scope(&three_tasks(), mode, sender, &CpuMeter::new()).await;
         let mut transitions = Vec::new();
         while let Ok(transition) = receiver.try_recv() {
             transitions.push(transition);
@@ -327,7 +334,7 @@ mod tests {
             TaskSpec { name: "z".into(), delay_ms: 500, fail: false },
         ];
         let (sender, _receiver) = mpsc::channel(16);
-        let report = run_scope(&tasks, ScopeMode::JoinSet, sender).await;
+        let report = run_scope(&tasks, ScopeMode::JoinSet, sender, &CpuMeter::new()).await;
         let raised: HashSet<_> = report.caller.errors.iter().map(|error| error.task.as_str()).collect();
         assert_eq!(raised, HashSet::from(["x", "y"]));
         assert_eq!(report.tasks[2].outcome, TaskOutcome::Cancelled);

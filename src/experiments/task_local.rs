@@ -20,6 +20,7 @@ use tracing::{Dispatch, Instrument, Span};
 use utoipa::ToSchema;
 
 use super::{Experiment, ExperimentError};
+use crate::cpu::{CpuMeter, CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::stats::millis;
 use crate::validation::{FieldErrors, Validate};
@@ -134,6 +135,9 @@ pub struct TaskLocalReport {
     pub table: Vec<TaskRow>,
     /// Time until every task had finished.
     pub elapsed_ms: f64,
+    /// The CPU the run used: the polls of the job and of its request tasks, all on the control
+    /// plane's shared runtime (the tiny child tasks each spawns are not counted).
+    pub cpu: CpuUsage,
 }
 
 /// A task's progress snapshot.
@@ -159,7 +163,7 @@ impl Experiment for TaskLocal {
 
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
         let progress = |completed| ctx.progress(TaskLocalProgress { completed, total: params.tasks });
-        Ok(run_tasks(&params, progress).await)
+        Ok(run_tasks(&params, progress, ctx.cpu()).await)
     }
 }
 
@@ -176,8 +180,9 @@ enum Spawned {
     Propagated,
 }
 
-/// Runs the tasks, calling `progress` with the number finished after each.
-pub async fn run_tasks<F: Future<Output = ()>>(params: &TaskLocalParams, progress: impl Fn(u32) -> F) -> TaskLocalReport {
+/// Runs the tasks, calling `progress` with the number finished after each; their polls are
+/// charged to `cpu`.
+pub async fn run_tasks<F: Future<Output = ()>>(params: &TaskLocalParams, progress: impl Fn(u32) -> F, cpu: &CpuMeter) -> TaskLocalReport {
     let started = Instant::now();
     let dispatch = Dispatch::new(tracing_subscriber::registry());
     let resumed = Arc::new(AtomicU32::new(0));
@@ -187,7 +192,7 @@ pub async fn run_tasks<F: Future<Output = ()>>(params: &TaskLocalParams, progres
         let delay_ms = params.max_delay_ms - u64::from(task - 1) % (params.max_delay_ms + 1);
         let span = tracing::dispatcher::with_default(&dispatch, || tracing::info_span!("request", request_id = %request_id));
         let body = request_task(task, request_id.clone(), delay_ms, span.id(), resumed.clone(), dispatch.clone());
-        scope.spawn(REQUEST_ID.scope(request_id, body).instrument(span).with_subscriber(dispatch.clone()));
+        scope.spawn(cpu.attribute(REQUEST_ID.scope(request_id, body).instrument(span).with_subscriber(dispatch.clone())));
     }
     let mut table = Vec::with_capacity(params.tasks as usize);
     while let Some(joined) = scope.join_next().await {
@@ -200,7 +205,15 @@ pub async fn run_tasks<F: Future<Output = ()>>(params: &TaskLocalParams, progres
     let counts = count(&table);
     let interleaved = table.windows(2).any(|pair| pair[0].resume_order > pair[1].resume_order);
     let access_error = table.iter().find_map(|row| row.spawned_error.clone());
-    TaskLocalReport { tasks: params.tasks, counts, interleaved, access_error, table, elapsed_ms: millis(started.elapsed()) }
+    TaskLocalReport {
+        tasks: params.tasks,
+        counts,
+        interleaved,
+        access_error,
+        table,
+        elapsed_ms: millis(started.elapsed()),
+        cpu: cpu.usage(CpuScope::SharedRuntime),
+    }
 }
 
 /// One task's body, run inside its request id's scope and its span.
@@ -281,7 +294,7 @@ mod tests {
     use super::*;
 
     async fn run(tasks: u32, max_delay_ms: u64) -> TaskLocalReport {
-        run_tasks(&TaskLocalParams { tasks, max_delay_ms }, |_| async {}).await
+        run_tasks(&TaskLocalParams { tasks, max_delay_ms }, |_| async {}, &CpuMeter::new()).await
     }
 
     #[tokio::test(start_paused = true)]

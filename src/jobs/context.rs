@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::events::EventBus;
 use super::{EventKind, Job, JobId, PendingEvent};
+use crate::cpu::CpuMeter;
 use crate::services::Services;
 use crate::store::{JobQuery, JobStore, NewJob, StoreError};
 
@@ -63,6 +64,9 @@ pub struct JobContext {
     /// The job's runner slot until it gives it back (a job that only waits for its shards). A
     /// std mutex: only taken to drop the permit.
     slot: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    /// The CPU the job's work uses: the registry charges the job's task to it, experiments add
+    /// their threads, tasks and child processes.
+    cpu: CpuMeter,
 }
 
 /// The newest unpublished snapshot and when one was last published. A std mutex: held only to
@@ -88,6 +92,7 @@ impl JobContext {
             cleanups,
             progress: Arc::default(),
             slot: Arc::new(Mutex::new(Some(slot))),
+            cpu: CpuMeter::new(),
         }
     }
 
@@ -158,6 +163,11 @@ impl JobContext {
     /// Fired when the job is cancelled, times out or the server shuts down.
     pub fn token(&self) -> &CancellationToken {
         &self.token
+    }
+
+    /// The job's CPU ledger, for its report's `cpu` figure.
+    pub fn cpu(&self) -> &CpuMeter {
+        &self.cpu
     }
 
     /// The job's own directory under the data dir; files it writes stay inside.

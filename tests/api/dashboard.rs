@@ -110,6 +110,9 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
     let report = browser.wait_until("the report table", "const t = document.querySelector('#report table'); return t && t.innerText").await;
     let report = report.as_str().unwrap();
     assert!(report.contains("achieved_rps") && report.contains("status_counts") && report.contains("latency"), "report: {report}");
+    assert!(report.contains("requests_per_cpu_second") && report.contains("cpu_micros_per_request"), "report: {report}");
+    let cpu = browser.text(&browser.wait_for("#cpu-summary").await).await;
+    assert!(cpu.contains("ms CPU (user") && cpu.contains("requests per CPU-second") && cpu.contains("µs CPU per request"), "{cpu}");
     let charts = browser
         .wait_until("three charts", "const ids = [...document.querySelectorAll('#charts figure')].map(f => f.id); return ids.length >= 3 && ids")
         .await;

@@ -68,12 +68,19 @@ async fn a_redis_that_dies_mid_run_fails_the_job_and_the_server_stays_healthy(ba
     let mut redis = TestRedis::start().await;
     let (_database, app) = start(backend, &redis.url).await;
     let id = app.launch_ok("redis", &json!({"pool_size": 4, "concurrency": 8, "duration_ms": 60000})).await;
-    for _ in 0..1000 {
-        if app.job(&id).await["progress"]["completed"].as_u64().unwrap_or(0) > 0 {
-            break;
+    // Mid-run means operations have completed: wait for a progress event that says so.
+    let mut events = app.open_events(&id, None).await;
+    let under_way = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(event) = events.next().await {
+            if event.event == "progress" && event.data["data"]["completed"].as_u64().is_some_and(|done| done > 0) {
+                return true;
+            }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        false
+    })
+    .await;
+    assert_eq!(under_way, Ok(true), "no progress event with completed > 0 came before the kill");
+    drop(events);
     redis.kill().await;
     let killed = std::time::Instant::now();
     let job = app.wait_until_ended(&id).await;

@@ -17,6 +17,8 @@ fn assert_round_trip(job: &serde_json::Value, files: u64, size: u64) {
     assert_eq!(report["bytes_verified"], files * size, "{report}");
     assert_eq!(report["remote_cleaned"], true, "{report}");
     assert!(report["host_key"].as_str().unwrap().starts_with("SHA256:"), "{report}");
+    // Both servers take our first choice.
+    assert_eq!(report["cipher"], "aes256-gcm@openssh.com", "{report}");
     for phase in ["upload", "download"] {
         assert_eq!(report[phase]["files"], files, "{report}");
         assert_eq!(report[phase]["latency"]["count"], files, "{report}");

@@ -30,6 +30,22 @@ function figures(progress) {
   return shown;
 }
 
+/** One line on the CPU a finished job's work used (every report has `cpu`), with a fan-out's
+ * requests per CPU-second and CPU microseconds per request. */
+function cpuSummary(result) {
+  const cpu = isObject(result) ? result.cpu : null;
+  if (!isObject(cpu) || typeof cpu.total_ms !== "number") return null;
+  const counted = (count, one, many) => `${formatNumber(count)} ${count === 1 ? one : many}`;
+  const parts = [
+    `${formatNumber(cpu.total_ms, 1)} ms CPU (user ${formatNumber(cpu.user_ms, 1)}, system ${formatNumber(cpu.system_ms, 1)})`,
+    `on ${counted(cpu.threads, "thread", "threads")}${cpu.processes ? ` and ${counted(cpu.processes, "process", "processes")}` : ""}`,
+  ];
+  if (typeof result.requests_per_cpu_second === "number") {
+    parts.push(`· ${formatNumber(result.requests_per_cpu_second, 0)} requests per CPU-second · ${formatNumber(result.cpu_micros_per_request, 1)} µs CPU per request`);
+  }
+  return h("p", { class: "cpu-summary", id: "cpu-summary", title: `scope: ${cpu.scope}`, text: parts.join(" ") });
+}
+
 function logText(data) {
   if (isObject(data) && typeof data.line === "string") {
     const origin = [data.process !== undefined ? `#${data.process}` : null, data.stream].filter(Boolean).join(" ");
@@ -115,7 +131,7 @@ export async function renderJob(ctx) {
     replace(charts, drawn.length ? drawn : h("p", { class: "muted", text: "No chart for this job yet." }));
     if (state.result !== null && state.result !== undefined && !report.dataset.shown) {
       report.dataset.shown = "true";
-      replace(report, renderValue(state.result));
+      replace(report, cpuSummary(state.result), renderValue(state.result));
     }
   };
   const scheduleRender = () => {

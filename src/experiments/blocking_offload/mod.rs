@@ -25,6 +25,7 @@ use self::work::BlockingCall;
 use self::workload::{Tally, Workload, WorkloadOutcome};
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Experiment, ExperimentError};
+use crate::cpu::{CpuMeter, CpuScope, CpuUsage};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::services::Services;
 use crate::stats::{LatencySummary, millis};
@@ -78,6 +79,10 @@ pub struct BlockingOffloadReport {
     /// Runtime starvation as a 1 ms heartbeat on the same runtime saw it.
     #[schema(inline)]
     pub heartbeat: HeartbeatReport,
+    /// The CPU the run used: the run's own runtime (its driver, workers and blocking pool, which
+    /// did every item), plus the job's polls on the control plane (preparing, progress).
+    /// `threads` counts them all; `os_threads_used` only those that made a blocking call.
+    pub cpu: CpuUsage,
 }
 
 /// A live snapshot, published a few times per second.
@@ -132,7 +137,7 @@ impl Experiment for BlockingOffload {
             permits: params.permits,
         };
         let tally = Arc::new(Tally::default());
-        let run = run_dedicated(workload, tally.clone());
+        let run = run_dedicated(workload, tally.clone(), ctx.cpu());
         tokio::pin!(run);
         let mut ticker = interval(PROGRESS_INTERVAL);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -143,19 +148,21 @@ impl Experiment for BlockingOffload {
             }
         };
         ctx.progress(progress(&tally, params.items)).await;
-        Ok(report(params.mode, &tally, &outcome))
+        Ok(report(params.mode, &tally, &outcome, ctx.cpu().usage(CpuScope::DedicatedThreads)))
     }
 }
 
-/// Runs `workload` on a new runtime on threads of its own; dropping the future shuts it down.
-pub async fn run_dedicated(workload: Workload, tally: Arc<Tally>) -> Result<WorkloadOutcome, ExperimentError> {
-    let outcome = run_on_own_thread(&format!("{THREAD_NAME_PREFIX}driver"), move |stop| {
+/// Runs `workload` on a new runtime on threads of its own, charged to `cpu`; dropping the future
+/// shuts it down.
+pub async fn run_dedicated(workload: Workload, tally: Arc<Tally>, cpu: &CpuMeter) -> Result<WorkloadOutcome, ExperimentError> {
+    let runtime_cpu = cpu.clone();
+    let outcome = run_on_own_thread(&format!("{THREAD_NAME_PREFIX}driver"), cpu, move |stop| {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder
             .worker_threads(WORKER_THREADS)
             .max_blocking_threads(MAX_BLOCKING_THREADS)
             .thread_name(format!("{THREAD_NAME_PREFIX}worker"));
-        run_tokio(builder, stop.clone(), workload::run(workload, tally, stop))
+        run_tokio(builder, &runtime_cpu, stop.clone(), workload::run(workload, tally, stop))
     })
     .await??;
     outcome.ok_or_else(|| ExperimentError::Internal("the workload was stopped".into()))
@@ -172,7 +179,7 @@ fn progress(tally: &Tally, total: u32) -> OffloadProgress {
 }
 
 /// The report of a finished run.
-pub fn report(mode: OffloadMode, tally: &Tally, outcome: &WorkloadOutcome) -> BlockingOffloadReport {
+pub fn report(mode: OffloadMode, tally: &Tally, outcome: &WorkloadOutcome, cpu: CpuUsage) -> BlockingOffloadReport {
     let items = tally.completed.load(Ordering::Relaxed);
     let seconds = outcome.elapsed.as_secs_f64();
     BlockingOffloadReport {
@@ -189,5 +196,6 @@ pub fn report(mode: OffloadMode, tally: &Tally, outcome: &WorkloadOutcome) -> Bl
             period_ms: millis(workload::HEARTBEAT_PERIOD),
             lag: LatencySummary::from_micros(&outcome.lag),
         },
+        cpu,
     }
 }

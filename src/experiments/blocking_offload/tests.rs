@@ -9,6 +9,7 @@ use super::params::{OffloadMode, WorkItem};
 use super::work::BlockingCall;
 use super::workload::{Tally, Workload};
 use super::*;
+use crate::cpu::{CpuMeter, CpuScope};
 use crate::experiments::dedicated_runtime::tests::wait_until_no_threads_named;
 use crate::outbound::OutboundPolicy;
 use crate::targets::TargetStats;
@@ -17,12 +18,29 @@ async fn offload(work: WorkItem, mode: OffloadMode, items: u32, concurrency: u32
     let call = BlockingCall::prepare(&work, &OutboundPolicy::default()).await.expect("work prepares");
     let tally = Arc::new(Tally::default());
     let workload = Workload { call, mode, items, concurrency, permits };
-    let outcome = run_dedicated(workload, tally.clone()).await.expect("the run succeeds");
-    report(mode, &tally, &outcome)
+    let cpu = CpuMeter::new();
+    let outcome = run_dedicated(workload, tally.clone(), &cpu).await.expect("the run succeeds");
+    report(mode, &tally, &outcome, cpu.usage(CpuScope::DedicatedThreads))
 }
 
 fn sleep_ms(amount: u64) -> WorkItem {
     WorkItem::SleepMs { amount }
+}
+
+#[tokio::test]
+async fn cpu_work_shows_in_the_report_and_sleeping_costs_almost_none() {
+    // 4 × 100 ms of hashing on the blocking pool: up to 400 ms of CPU, less on a busy machine
+    // (the work burns wall time, and the machine may give it only part of a core).
+    let busy = offload(WorkItem::CpuMs { amount: 100 }, OffloadMode::SpawnBlocking, 4, 4, None).await;
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()) as f64;
+    assert!(busy.cpu.total_ms >= 40.0, "{:?}", busy.cpu);
+    assert!(busy.cpu.total_ms <= busy.elapsed_ms * cores + 200.0, "no more than the cores could give: {:?}", busy.cpu);
+    assert!(busy.cpu.user_ms > busy.cpu.system_ms, "hashing is user time: {:?}", busy.cpu);
+    assert!(busy.cpu.threads >= 3, "the driver, the workers, the blocking threads: {:?}", busy.cpu);
+    // The same calls asleep: wake-ups only.
+    let asleep = offload(sleep_ms(100), OffloadMode::SpawnBlocking, 4, 4, None).await;
+    assert!(asleep.cpu.total_ms < busy.cpu.total_ms, "{:?} vs {:?}", asleep.cpu, busy.cpu);
+    assert!(asleep.cpu.total_ms < 100.0, "{:?}", asleep.cpu);
 }
 
 #[tokio::test]
@@ -96,7 +114,8 @@ async fn dropping_the_run_shuts_its_runtime_down() {
     let call = BlockingCall::prepare(&sleep_ms(50), &OutboundPolicy::default()).await.unwrap();
     let tally = Arc::new(Tally::default());
     let workload = Workload { call, mode: OffloadMode::Inline, items: 100_000, concurrency: 4, permits: None };
-    let run = run_dedicated(workload, tally.clone());
+    let cpu = CpuMeter::new();
+    let run = run_dedicated(workload, tally.clone(), &cpu);
     let first_item_done = async {
         while tally.completed.load(Ordering::Relaxed) == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;

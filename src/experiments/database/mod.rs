@@ -33,6 +33,7 @@ pub use error::{DbError, DbErrorKind};
 use target::TargetPool;
 
 use super::{Availability, Experiment, ExperimentError};
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::services::Services;
 use crate::stats::millis;
@@ -75,6 +76,11 @@ pub struct DatabaseReport {
     pub targets: Vec<TargetReport>,
     /// How long the targets' windows overlapped (0 with a single target).
     pub overlap_ms: f64,
+    /// The CPU the run used on this side: the polls of the job and its insert workers on the
+    /// control plane's shared runtime, which run the drivers' encoding, decoding and socket
+    /// calls (sqlx does its I/O in the task that awaits the query). The database servers' CPU
+    /// is not included.
+    pub cpu: CpuUsage,
 }
 
 impl Experiment for Database {
@@ -121,7 +127,14 @@ impl Experiment for Database {
                 .ok_or_else(|| ExperimentError::Unavailable(format!("{} is not configured: set {}", target.name(), target.setting())))?;
             runs.push((
                 *target,
-                TargetRun { pool, table: table.clone(), params: params.clone(), board: board.clone(), target_index: index },
+                TargetRun {
+                    pool,
+                    table: table.clone(),
+                    params: params.clone(),
+                    board: board.clone(),
+                    target_index: index,
+                    cpu: ctx.cpu().clone(),
+                },
             ));
         }
         let mut leftover = LeftoverTables { ctx: ctx.clone(), runs: runs.iter().map(|(_, run)| run.clone()).collect() };
@@ -139,7 +152,8 @@ impl Experiment for Database {
             [a, b] => (a.finished_at_ms.min(b.finished_at_ms) - a.started_at_ms.max(b.started_at_ms)).max(0.0),
             _ => 0.0,
         };
-        Ok(DatabaseReport { insert_mode: params.insert_mode, rows: params.rows, targets, overlap_ms })
+        let cpu = ctx.cpu().usage(CpuScope::SharedRuntime);
+        Ok(DatabaseReport { insert_mode: params.insert_mode, rows: params.rows, targets, overlap_ms, cpu })
     }
 }
 

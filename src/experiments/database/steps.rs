@@ -16,6 +16,7 @@ use super::params::{DatabaseParams, InsertMode, Step};
 use super::progress::Board;
 use super::error::{DbError, DbErrorKind};
 use super::target::{TargetConnection, TargetPool};
+use crate::cpu::CpuMeter;
 use crate::stats::{LatencySummary, latency_histogram, millis};
 
 /// The two transactions of the `transaction` step.
@@ -85,6 +86,8 @@ pub struct TargetRun {
     pub board: Board,
     /// Which target of the board this is.
     pub target_index: usize,
+    /// The job's CPU ledger, charged with the insert workers' polls.
+    pub cpu: CpuMeter,
 }
 
 /// What a step produced before it was timed: rows, count after, transaction detail.
@@ -162,7 +165,8 @@ impl TargetRun {
         for _ in 0..self.params.concurrency {
             let run = self.clone();
             let next_batch = next_batch.clone();
-            workers.spawn(async move { run.insert_worker(&next_batch).await });
+            let cpu = run.cpu.clone();
+            workers.spawn(cpu.attribute(async move { run.insert_worker(&next_batch).await }));
         }
         let mut rows = 0;
         while let Some(joined) = workers.join_next().await {

@@ -25,6 +25,7 @@ use self::params::{FileIoParams, ReadMode};
 use self::read::read_file;
 use self::temp::TempFiles;
 use super::{Experiment, ExperimentError};
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::stats::millis;
 
@@ -83,6 +84,11 @@ pub struct FileIoReport {
     pub bytes_verified: u64,
     /// Temporary files deleted at the end (with `temp_files`).
     pub temp_files_deleted: u32,
+    /// The CPU the run used: the polls of the job and its read tasks on the control plane's
+    /// shared runtime (generating, checksumming and counting lines), and the blocking-pool
+    /// threads while they ran `blocking` reads. The system calls `tokio::fs` runs on that pool
+    /// for the other modes cannot be told apart from other jobs' and are not counted.
+    pub cpu: CpuUsage,
 }
 
 /// A progress snapshot.
@@ -136,7 +142,8 @@ impl Experiment for FileIo {
         }
         let temp_files_deleted = temp.delete().await.map_err(io_error("delete temporary files"))?;
         let bytes_verified = modes.iter().filter(|mode| mode.verified).map(|mode| mode.bytes).sum();
-        Ok(FileIoReport { write, modes, bytes_verified, temp_files_deleted })
+        let cpu = ctx.cpu().usage(CpuScope::SharedRuntime);
+        Ok(FileIoReport { write, modes, bytes_verified, temp_files_deleted, cpu })
     }
 }
 
@@ -192,7 +199,8 @@ async fn read_mode(
             let (path, token) = (paths[next].clone(), ctx.token().clone());
             let index = next;
             let chunk_bytes = params.chunk_bytes as usize;
-            reads.spawn(async move { (index, read_file(mode, path, chunk_bytes, file_bytes, token).await) });
+            let cpu = ctx.cpu().clone();
+            reads.spawn(ctx.cpu().attribute(async move { (index, read_file(mode, path, chunk_bytes, file_bytes, token, cpu).await) }));
             next += 1;
         }
         let Some(joined) = reads.join_next().await else { break };

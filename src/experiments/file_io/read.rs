@@ -7,6 +7,8 @@ use std::thread::ThreadId;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
+use crate::cpu::CpuMeter;
+
 use super::checksum::Checksum;
 use super::params::ReadMode;
 
@@ -24,13 +26,15 @@ pub struct FileRead {
 }
 
 /// Reads `path` in `mode`. `file_bytes` is its expected size (to know whether the last line had
-/// a newline, which `lines()` strips); `token` stops a blocking read between chunks.
+/// a newline, which `lines()` strips); `token` stops a blocking read between chunks. A blocking
+/// read's thread is charged to `cpu` while it reads.
 pub async fn read_file(
     mode: ReadMode,
     path: PathBuf,
     chunk_bytes: usize,
     file_bytes: u64,
     token: CancellationToken,
+    cpu: CpuMeter,
 ) -> std::io::Result<FileRead> {
     match mode {
         ReadMode::Lines => read_lines(path, file_bytes).await,
@@ -58,7 +62,11 @@ pub async fn read_file(
             lines += u64::from(last != b'\n');
             Ok(FileRead { checksum: checksum.finish(), bytes: checksum.bytes(), lines, thread: None })
         }
-        ReadMode::Blocking => tokio::task::spawn_blocking(move || read_blocking(&path, chunk_bytes, &token))
+        ReadMode::Blocking => tokio::task::spawn_blocking(move || {
+            // The blocking pool's thread is the control plane's, but this stretch of it is ours.
+            let _tracked = cpu.track_current_thread();
+            read_blocking(&path, chunk_bytes, &token)
+        })
             .await
             .map_err(|error| std::io::Error::other(format!("blocking read failed: {error}")))?,
     }

@@ -44,7 +44,7 @@ async fn every_mode_reads_back_what_was_written() {
     let path = dir.join("f.txt");
     let expected = write_file(&path, 3, 1055, 100).await.unwrap();
     for mode in [ReadMode::Lines, ReadMode::Whole, ReadMode::Chunked, ReadMode::Blocking] {
-        let read = read_file(mode, path.clone(), 512, 1055, CancellationToken::new()).await.unwrap();
+        let read = read_file(mode, path.clone(), 512, 1055, CancellationToken::new(), crate::cpu::CpuMeter::new()).await.unwrap();
         assert_eq!((read.checksum, read.bytes, read.lines), (expected, 1055, 11), "{mode:?}");
         assert_eq!(read.thread.is_some(), mode == ReadMode::Blocking);
     }

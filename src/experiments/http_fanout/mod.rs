@@ -49,6 +49,7 @@ use self::thresholds::{Observed, describe_missed};
 use self::worker::{Arrival, Fanout, Feed, Transport, run_worker};
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Experiment, ExperimentError};
+use crate::cpu::{CpuMeter, CpuScope};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::services::Services;
 use crate::validation::FieldErrors;
@@ -142,7 +143,7 @@ impl Experiment for HttpFanout {
         // The closed model runs as fast as answers come back; the open model keeps a schedule
         // and would only burn the CPU its scheduler needs.
         let busy_poll = schedule.is_none();
-        let mut pool = spawn_worker_threads(&fanout, workers, threads, busy_poll);
+        let mut pool = spawn_worker_threads(&fanout, workers, threads, busy_poll, ctx.cpu());
         if let Some(schedule) = schedule.clone() {
             let fanout = fanout.clone();
             let indices = load.indices;
@@ -174,7 +175,9 @@ impl Experiment for HttpFanout {
         ctx.progress(reporter.snapshot(&fanout.tally, &fanout.plan.labels)).await;
         let model = if schedule.is_some() { LoadModel::Open } else { LoadModel::Closed };
         let target_rps = schedule.as_ref().map(ArrivalSchedule::mean_rate);
-        let mut report = reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, load.max_connections, load.is_shard);
+        let cpu = ctx.cpu().usage(CpuScope::DedicatedThreads);
+        let mut report =
+            reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, load.max_connections, load.is_shard, cpu);
         ctx.services().meters.fanout_traffic(report.requests, report.bytes_sent, report.bytes_received);
         check_thresholds(&params, &mut report)?;
         Ok(report)
@@ -188,20 +191,23 @@ fn worker_threads(workers: usize) -> usize {
 
 /// Starts the workers on `threads` current-thread runtimes, each on an OS thread of its own;
 /// worker `w` runs on thread `w mod threads`. With `busy_poll`, each thread polls for I/O while
-/// answers keep coming ([`BusyPoll`]). Dropping the returned set stops them all.
+/// answers keep coming ([`BusyPoll`]). The threads' CPU is charged to `cpu`. Dropping the
+/// returned set stops them all.
 fn spawn_worker_threads(
     fanout: &Arc<Fanout>,
     workers: usize,
     threads: usize,
     busy_poll: bool,
+    cpu: &CpuMeter,
 ) -> JoinSet<Result<(), ExperimentError>> {
     let mut pool = JoinSet::new();
     for thread in 0..threads {
         let fanout = fanout.clone();
         let name = format!("fanout-{thread}");
+        let cpu = cpu.clone();
         pool.spawn(async move {
-            let ran = run_on_own_thread(&name, move |stop| {
-                run_tokio(tokio::runtime::Builder::new_current_thread(), stop, async move {
+            let ran = run_on_own_thread(&name, &cpu.clone(), move |stop| {
+                run_tokio(tokio::runtime::Builder::new_current_thread(), &cpu, stop, async move {
                     let poll = busy_poll.then(|| Arc::new(BusyPoll::default()));
                     let mut local = JoinSet::new();
                     for worker in (thread..workers).step_by(threads) {

@@ -13,6 +13,7 @@ use super::breakdown::{EndpointLabel, EndpointProgress, EndpointStats, endpoint_
 use super::tally::{Interval, SharedTally};
 use super::shards::{RecordedLatency, ShardSummary};
 use super::thresholds::ThresholdResult;
+use crate::cpu::CpuUsage;
 use crate::stats::{HistogramBucket, LatencySummary, log_buckets, millis};
 
 /// The longest time series kept: a day of seconds, about 3 MiB.
@@ -96,6 +97,15 @@ pub struct FanoutReport {
     /// parameters give them; entries alike in method and URL are one endpoint.
     #[serde(default)]
     pub endpoints: Vec<EndpointStats>,
+    /// The CPU the run used: its worker threads (all of the sending and receiving) and the
+    /// job's few polls on the control plane (progress, the report). A sharded job: its shards'
+    /// sum.
+    pub cpu: CpuUsage,
+    /// Requests per CPU-second (`requests` over `cpu.total_ms`): what a load generator leaves of
+    /// the machine.
+    pub requests_per_cpu_second: f64,
+    /// CPU microseconds per request.
+    pub cpu_micros_per_request: f64,
     /// Each threshold given, with the observed value and whether it passed.
     #[schema(inline)]
     pub thresholds: Vec<ThresholdResult>,
@@ -192,8 +202,8 @@ impl Reporter {
         }
     }
 
-    /// The final report, with the breakdown of `labels`' endpoints; a shard's (`is_shard`) with
-    /// its recorded latencies for the merge.
+    /// The final report, with the breakdown of `labels`' endpoints and the CPU the run used; a
+    /// shard's (`is_shard`) with its recorded latencies for the merge.
     pub fn report(
         mut self,
         tally: &SharedTally,
@@ -202,6 +212,7 @@ impl Reporter {
         target_rps: Option<f64>,
         max_connections: u32,
         is_shard: bool,
+        cpu: CpuUsage,
     ) -> FanoutReport {
         let elapsed = self.started.elapsed();
         let last_second = tally.take_interval();
@@ -233,6 +244,9 @@ impl Reporter {
             bytes_sent: tally.bytes_sent.load(Ordering::Relaxed),
             bytes_received: merged.body_bytes,
             endpoints: endpoint_stats(labels, &kinds, &merged, elapsed),
+            requests_per_cpu_second: cpu.per_cpu_second(requests),
+            cpu_micros_per_request: cpu.micros_per(requests),
+            cpu,
             thresholds: Vec::new(),
             shards: None,
             recorded: is_shard.then(|| RecordedLatency::of(&merged, &kinds)),

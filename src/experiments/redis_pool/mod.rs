@@ -42,6 +42,7 @@ use workload::{Counters, Plan, Tally};
 
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Availability, Experiment, ExperimentError};
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::services::Services;
 use crate::stats::{LatencySummary, millis};
@@ -105,6 +106,10 @@ pub struct RedisReport {
     pub pool_wait_share: f64,
     /// Keys the clean-up deleted.
     pub keys_deleted: u64,
+    /// The CPU the run used: the workload's own thread (every operation, on its own sockets),
+    /// plus the job's polls on the control plane (progress, the clean-up's calls; the shared
+    /// fred client's connection tasks, which carry the clean-up, are not counted).
+    pub cpu: CpuUsage,
 }
 
 /// A progress snapshot.
@@ -174,7 +179,8 @@ impl Experiment for RedisPool {
             Ok(Err(error)) => return Err(classify(error)),
             Err(_) => return Err(ExperimentError::Timeout(format!("deleting the keys under {key_prefix} took too long"))),
         };
-        Ok(report(key_prefix, pool_size, concurrency, tally, elapsed, keys_deleted))
+        let cpu = ctx.cpu().usage(CpuScope::DedicatedThreads);
+        Ok(report(key_prefix, pool_size, concurrency, tally, elapsed, keys_deleted, cpu))
     }
 }
 
@@ -203,8 +209,9 @@ impl Drop for LeftoverKeys {
 /// socket it holds stay on one thread, and publishes progress meanwhile. Dropping the future
 /// stops the workload and closes its connections.
 async fn drive(ctx: &JobContext, plan: Plan, counters: &Counters) -> Result<(Tally, Duration), ExperimentError> {
-    let workload = run_on_own_thread(THREAD_NAME, move |stop| {
-        run_tokio(tokio::runtime::Builder::new_current_thread(), stop, workload::run(plan))
+    let cpu = ctx.cpu().clone();
+    let workload = run_on_own_thread(THREAD_NAME, ctx.cpu(), move |stop| {
+        run_tokio(tokio::runtime::Builder::new_current_thread(), &cpu, stop, workload::run(plan))
     });
     tokio::pin!(workload);
     let mut ticker = tokio::time::interval(PROGRESS_PERIOD);
@@ -242,7 +249,7 @@ fn classify(error: fred::error::Error) -> ExperimentError {
     }
 }
 
-fn report(key_prefix: String, pool_size: u32, concurrency: u32, tally: Tally, elapsed: Duration, keys_deleted: u64) -> RedisReport {
+fn report(key_prefix: String, pool_size: u32, concurrency: u32, tally: Tally, elapsed: Duration, keys_deleted: u64, cpu: CpuUsage) -> RedisReport {
     let ops: u64 = tally.counts.iter().sum();
     let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
     let waiting = tally.wait_total.as_secs_f64();
@@ -262,5 +269,6 @@ fn report(key_prefix: String, pool_size: u32, concurrency: u32, tally: Tally, el
         pool_wait_timeouts: tally.wait_timeouts,
         pool_wait_share: if waiting + busy > 0.0 { waiting / (waiting + busy) } else { 0.0 },
         keys_deleted,
+        cpu,
     }
 }

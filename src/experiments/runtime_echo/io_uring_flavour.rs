@@ -13,6 +13,7 @@ use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::cpu::CpuMeter;
 use super::load::{ClientMeter, EchoLoad, FlavourRun, first_message, mismatch, stamp};
 
 /// Submission queue entries of each thread's ring.
@@ -32,8 +33,9 @@ pub enum UringFailure {
 /// What one thread measured: its elapsed time and its clients' round-trip times.
 type ThreadRun = (Duration, Vec<Vec<u32>>);
 
-/// Runs the load on `threads` threads, blocking the calling thread until all are done.
-pub fn run(load: EchoLoad, threads: u32, progress: &Arc<AtomicU64>, stop: &CancellationToken) -> Result<FlavourRun, UringFailure> {
+/// Runs the load on `threads` threads, blocking the calling thread until all are done; their CPU
+/// is charged to `cpu`.
+pub fn run(load: EchoLoad, threads: u32, progress: &Arc<AtomicU64>, stop: &CancellationToken, cpu: &CpuMeter) -> Result<FlavourRun, UringFailure> {
     let shares: Vec<u32> = (0..threads)
         .map(|thread| load.connections / threads + u32::from(thread < load.connections % threads))
         .filter(|&connections| connections > 0)
@@ -50,7 +52,10 @@ pub fn run(load: EchoLoad, threads: u32, progress: &Arc<AtomicU64>, stop: &Cance
                 let ready = &ready;
                 std::thread::Builder::new()
                     .name(format!("{THREAD_NAME_PREFIX}{index}"))
-                    .spawn_scoped(scope, move || run_thread(load, first_connection, progress, stop, ready))
+                    .spawn_scoped(scope, move || {
+                        let _tracked = cpu.track_current_thread();
+                        run_thread(load, first_connection, progress, stop, ready)
+                    })
             })
             .collect();
         handles

@@ -21,6 +21,7 @@ use self::load::{EchoLoad, FlavourRun};
 use self::params::{Flavour, RuntimeEchoParams};
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
 use super::{Experiment, ExperimentError};
+use crate::cpu::{CpuMeter, CpuScope, CpuUsage};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::stats::{LatencySummary, millis};
 
@@ -57,6 +58,10 @@ pub struct FlavourReport {
     pub rtt: LatencySummary,
     /// `msgs_per_s` over `current_thread`'s (absent when `current_thread` did not run).
     pub speedup_vs_current_thread: Option<f64>,
+    /// The CPU this flavour used, clients and servers together (both run on its own threads).
+    pub cpu: CpuUsage,
+    /// Round trips per CPU-second: what the runtime costs for the same work.
+    pub msgs_per_cpu_second: f64,
 }
 
 /// The report of a `runtime-echo` run.
@@ -74,6 +79,9 @@ pub struct RuntimeEchoReport {
     /// The flavour with the highest message rate.
     #[schema(inline)]
     pub best_flavour: Flavour,
+    /// The CPU of the whole run: every flavour's, plus the job's polls on the control plane
+    /// (progress).
+    pub cpu: CpuUsage,
 }
 
 /// A live snapshot: which flavour runs and how far it is.
@@ -126,7 +134,8 @@ impl Experiment for RuntimeEcho {
             };
             ctx.milestone(snapshot("running", 0, None)).await;
             let completed = Arc::new(AtomicU64::new(0));
-            let run = run_flavour(flavour, load, completed.clone());
+            let flavour_cpu = CpuMeter::new();
+            let run = run_flavour(flavour, load, completed.clone(), &flavour_cpu);
             tokio::pin!(run);
             let mut ticker = interval(PROGRESS_INTERVAL);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -138,17 +147,18 @@ impl Experiment for RuntimeEcho {
             };
             let msgs_per_s = rate(run.round_trips as f64, &run);
             ctx.milestone(snapshot("done", run.round_trips, Some(msgs_per_s))).await;
-            runs.push((flavour, run));
+            runs.push((flavour, run, flavour_cpu.usage(CpuScope::DedicatedThreads)));
         }
-        report(&params, &load, &runs)
+        report(&params, &load, &runs, ctx.cpu().usage(CpuScope::DedicatedThreads))
     }
 }
 
 /// Runs the load on a fresh runtime of `flavour` on threads of its own; dropping the future
-/// stops it. `completed` counts round trips as they finish.
-pub async fn run_flavour(flavour: Flavour, load: EchoLoad, completed: Arc<AtomicU64>) -> Result<FlavourRun, ExperimentError> {
+/// stops it. `completed` counts round trips as they finish; the threads' CPU is charged to `cpu`.
+pub async fn run_flavour(flavour: Flavour, load: EchoLoad, completed: Arc<AtomicU64>, cpu: &CpuMeter) -> Result<FlavourRun, ExperimentError> {
     let failed = move |message: String| ExperimentError::Protocol(format!("{}: {message}", flavour.name()));
-    run_on_own_thread(&format!("{THREAD_NAME_PREFIX}driver"), move |stop| {
+    let threads_cpu = cpu.clone();
+    run_on_own_thread(&format!("{THREAD_NAME_PREFIX}driver"), cpu, move |stop| {
         let mut builder = match flavour {
             Flavour::CurrentThread => tokio::runtime::Builder::new_current_thread(),
             Flavour::MultiThread1 | Flavour::MultiThread2 => {
@@ -157,7 +167,7 @@ pub async fn run_flavour(flavour: Flavour, load: EchoLoad, completed: Arc<Atomic
                 builder
             }
             Flavour::IoUring1 | Flavour::IoUring2 => {
-                return io_uring_flavour::run(load, flavour.threads() as u32, &completed, &stop).map_err(|failure| match failure {
+                return io_uring_flavour::run(load, flavour.threads() as u32, &completed, &stop, &threads_cpu).map_err(|failure| match failure {
                     UringFailure::Unavailable(reason) => ExperimentError::Unavailable(reason),
                     UringFailure::Load(message) => failed(message),
                 });
@@ -165,7 +175,7 @@ pub async fn run_flavour(flavour: Flavour, load: EchoLoad, completed: Arc<Atomic
         };
         // Nothing here blocks: one pool thread at most, should tokio want one.
         builder.thread_name(format!("{THREAD_NAME_PREFIX}worker")).max_blocking_threads(1);
-        match run_tokio(builder, stop, tokio_flavour::run(load, completed))? {
+        match run_tokio(builder, &threads_cpu, stop, tokio_flavour::run(load, completed))? {
             Some(outcome) => outcome.map_err(failed),
             None => Err(ExperimentError::Internal("the flavour was stopped".into())),
         }
@@ -188,14 +198,21 @@ fn runtime_name(flavour: Flavour) -> &'static str {
     }
 }
 
-fn report(params: &RuntimeEchoParams, load: &EchoLoad, runs: &[(Flavour, FlavourRun)]) -> Result<RuntimeEchoReport, ExperimentError> {
+/// The report of the flavours' runs, each with its CPU; `job_cpu` is the job's own on the
+/// control plane.
+fn report(
+    params: &RuntimeEchoParams,
+    load: &EchoLoad,
+    runs: &[(Flavour, FlavourRun, CpuUsage)],
+    job_cpu: CpuUsage,
+) -> Result<RuntimeEchoReport, ExperimentError> {
     let baseline = runs
         .iter()
-        .find(|(flavour, _)| *flavour == Flavour::CurrentThread)
-        .map(|(_, run)| rate(run.round_trips as f64, run));
+        .find(|(flavour, _, _)| *flavour == Flavour::CurrentThread)
+        .map(|(_, run, _)| rate(run.round_trips as f64, run));
     let flavours: Vec<FlavourReport> = runs
         .iter()
-        .map(|(flavour, run)| {
+        .map(|(flavour, run, cpu)| {
             let bytes = 2 * run.round_trips * load.message_bytes as u64;
             let msgs_per_s = rate(run.round_trips as f64, run);
             FlavourReport {
@@ -209,6 +226,8 @@ fn report(params: &RuntimeEchoParams, load: &EchoLoad, runs: &[(Flavour, Flavour
                 mib_per_s: rate(bytes as f64 / MIB, run),
                 rtt: LatencySummary::from_micros(&run.rtt),
                 speedup_vs_current_thread: baseline.filter(|base| *base > 0.0).map(|base| msgs_per_s / base),
+                msgs_per_cpu_second: cpu.per_cpu_second(run.round_trips),
+                cpu: cpu.clone(),
             }
         })
         .collect();
@@ -223,6 +242,7 @@ fn report(params: &RuntimeEchoParams, load: &EchoLoad, runs: &[(Flavour, Flavour
         message_bytes: params.message_bytes,
         flavours,
         best_flavour,
+        cpu: CpuUsage::sum(runs.iter().map(|(_, _, cpu)| cpu).chain([&job_cpu]), CpuScope::DedicatedThreads),
     })
 }
 

@@ -9,7 +9,7 @@ use crate::experiments::dedicated_runtime::tests::wait_until_no_threads_named;
 async fn echo(flavour: Flavour, connections: u32, round_trips: u32, message_bytes: usize) -> FlavourRun {
     let load = EchoLoad { connections, round_trips, message_bytes };
     let completed = Arc::new(AtomicU64::new(0));
-    let run = run_flavour(flavour, load, completed.clone()).await.unwrap_or_else(|error| panic!("{flavour:?}: {error}"));
+    let run = run_flavour(flavour, load, completed.clone(), &CpuMeter::new()).await.unwrap_or_else(|error| panic!("{flavour:?}: {error}"));
     assert_eq!(completed.load(Ordering::Relaxed), load.total_round_trips(), "{flavour:?}: progress counted every round trip");
     run
 }
@@ -47,18 +47,27 @@ async fn the_report_compares_against_current_thread() {
     let load = EchoLoad { connections: 2, round_trips: 10, message_bytes: 64 };
     let mut runs = Vec::new();
     for &flavour in &params.flavours {
-        runs.push((flavour, echo(flavour, 2, 10, 64).await));
+        let cpu = CpuMeter::new();
+        let run = run_flavour(flavour, load, Arc::new(AtomicU64::new(0)), &cpu).await.unwrap();
+        runs.push((flavour, run, cpu.usage(CpuScope::DedicatedThreads)));
     }
-    let report = report(&params, &load, &runs).unwrap();
+    let report = report(&params, &load, &runs, CpuMeter::new().usage(CpuScope::DedicatedThreads)).unwrap();
     assert_eq!(report.flavours[0].speedup_vs_current_thread, Some(1.0));
     assert_eq!(report.flavours[1].bytes, 2 * 20 * 64);
     assert!(report.flavours.iter().all(|flavour| flavour.msgs_per_s > 0.0 && flavour.rtt.count == 20));
+    // Each flavour's own threads did the echoing: the kernel saw them, and the whole run sums them.
+    for flavour in &report.flavours {
+        assert!(flavour.cpu.threads >= 1 && flavour.cpu.total_ms >= 0.0, "{flavour:?}");
+        assert!(flavour.cpu.total_ms > 0.0 || flavour.msgs_per_cpu_second == 0.0);
+    }
+    assert_eq!(report.cpu.threads, report.flavours.iter().map(|flavour| flavour.cpu.threads).sum::<u32>());
 }
 
 async fn drop_mid_run(flavour: Flavour) {
     let load = EchoLoad { connections: 4, round_trips: 100_000, message_bytes: 64 };
     let completed = Arc::new(AtomicU64::new(0));
-    let run = run_flavour(flavour, load, completed.clone());
+    let cpu = CpuMeter::new();
+    let run = run_flavour(flavour, load, completed.clone(), &cpu);
     let under_way = async {
         while completed.load(Ordering::Relaxed) < 100 {
             tokio::time::sleep(Duration::from_millis(2)).await;

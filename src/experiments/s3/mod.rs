@@ -40,6 +40,7 @@ pub use phases::{ListReport, PhaseReport};
 use transfer::{Counters, Transfer};
 
 use super::{Availability, Experiment, ExperimentError};
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::services::Services;
 
@@ -86,6 +87,12 @@ pub struct S3Report {
     pub download: Option<PhaseReport>,
     /// The delete phase, when asked for.
     pub delete: Option<PhaseReport>,
+    /// The CPU the run used on the client side: the polls of the job and its object and part
+    /// tasks on the control plane's shared runtime (the SDK's signing, checksums, body
+    /// handling), and the blocking-pool threads while they generated bodies. The HTTP
+    /// connections' own tasks (hyper's, inside the SDK) cannot be told apart from other work
+    /// and are not counted.
+    pub cpu: CpuUsage,
 }
 
 impl Experiment for S3 {
@@ -126,6 +133,7 @@ impl Experiment for S3 {
             seed: StdRng::from_os_rng().next_u64(),
             size_bytes: params.size_bytes,
             part_bytes: params.is_multipart().then_some(params.part_bytes),
+            cpu: ctx.cpu().clone(),
         };
         let keys: Arc<[String]> = (0..params.objects).map(|index| format!("{key_prefix}object-{index:05}")).collect();
         let mut report = S3Report {
@@ -146,6 +154,8 @@ impl Experiment for S3 {
             list: None,
             download: None,
             delete: None,
+            // Read again once every phase has run.
+            cpu: ctx.cpu().usage(CpuScope::SharedRuntime),
         };
         let mut digests: Arc<[String]> = Arc::from([]);
         if params.does(Operation::Upload) {
@@ -165,6 +175,7 @@ impl Experiment for S3 {
         if params.does(Operation::Delete) {
             report.delete = Some(phases::delete(&ctx, &transfer, &keys, params.concurrency).await?);
         }
+        report.cpu = ctx.cpu().usage(CpuScope::SharedRuntime);
         Ok(report)
     }
 }

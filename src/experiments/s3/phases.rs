@@ -241,10 +241,10 @@ where
         while next < count && tasks.len() < concurrency as usize {
             let object = work(next);
             let index = next;
-            tasks.spawn(async move {
+            tasks.spawn(ctx.cpu().attribute(async move {
                 let object_started = Instant::now();
                 object.await.map(|result| (index, result, object_started.elapsed()))
-            });
+            }));
             next += 1;
         }
         tokio::select! {

@@ -38,6 +38,7 @@ async fn a_dropped_multipart_upload_is_aborted() {
         seed: 1,
         size_bytes: 20 * MIB,
         part_bytes: Some(5 * MIB),
+        cpu: crate::cpu::CpuMeter::new(),
     };
     let counters = transfer.counters.clone();
     let upload = tokio::spawn(async move { transfer.upload(0, "dropped/object").await });

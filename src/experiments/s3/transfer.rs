@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::digest::{ObjectDigest, check_etag, hex, multipart_etag};
 use super::target::classify;
+use crate::cpu::CpuMeter;
 use crate::experiments::ExperimentError;
 
 /// How long aborting a multipart upload may take.
@@ -55,6 +56,8 @@ pub struct Transfer {
     pub size_bytes: u64,
     /// Part size, when objects are uploaded in parts.
     pub part_bytes: Option<u64>,
+    /// The job's CPU ledger: part tasks' polls and body generation are charged to it.
+    pub cpu: CpuMeter,
 }
 
 impl Transfer {
@@ -73,7 +76,7 @@ impl Transfer {
 
     async fn upload_single(&self, index: u32, key: &str) -> Result<String, ExperimentError> {
         let _permit = self.permit().await?;
-        let (body, digest) = generate(self.seed, index, 0, self.size_bytes).await?;
+        let (body, digest) = generate(self.seed, index, 0, self.size_bytes, &self.cpu).await?;
         let expected = hex(&digest);
         let output = self
             .client
@@ -128,7 +131,8 @@ impl Transfer {
             let transfer = self.clone();
             let (key, upload_id) = (key.to_string(), upload_id.to_string());
             let length = part_bytes.min(self.size_bytes - (part - 1) * part_bytes);
-            tasks.spawn(async move { transfer.upload_part(index, &key, &upload_id, part, length).await });
+            let cpu = transfer.cpu.clone();
+            tasks.spawn(cpu.attribute(async move { transfer.upload_part(index, &key, &upload_id, part, length).await }));
         }
         let mut completed = Vec::with_capacity(parts as usize);
         while let Some(joined) = tasks.join_next().await {
@@ -171,7 +175,7 @@ impl Transfer {
         let action = format!("part {part} of {key}");
         let number = i32::try_from(part).map_err(|_| ExperimentError::Internal(format!("{action}: part number too large")))?;
         let _permit = self.permit().await?;
-        let (body, digest) = generate(self.seed, index, part, length).await?;
+        let (body, digest) = generate(self.seed, index, part, length, &self.cpu).await?;
         let output = self
             .client
             .upload_part()
@@ -284,9 +288,12 @@ async fn abort(transfer: Transfer, key: String, upload_id: String) {
 }
 
 /// `length` pseudo-random bytes for one part (0 for a single-part object) and their MD5,
-/// generated on the blocking pool (up to 64 MiB of work).
-async fn generate(seed: u64, index: u32, part: u64, length: u64) -> Result<(Bytes, [u8; 16]), ExperimentError> {
+/// generated on the blocking pool (up to 64 MiB of work), whose thread is charged to `cpu`
+/// meanwhile.
+async fn generate(seed: u64, index: u32, part: u64, length: u64, cpu: &CpuMeter) -> Result<(Bytes, [u8; 16]), ExperimentError> {
+    let cpu = cpu.clone();
     tokio::task::spawn_blocking(move || {
+        let _tracked = cpu.track_current_thread();
         let mut rng = SmallRng::seed_from_u64(seed ^ (u64::from(index) << 20) ^ part);
         let mut body = vec![0; length as usize];
         rng.fill_bytes(&mut body);
@@ -303,9 +310,10 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_are_reproducible_and_distinct() {
-        let (first, first_digest) = generate(7, 1, 2, 4096).await.unwrap();
-        let (again, again_digest) = generate(7, 1, 2, 4096).await.unwrap();
-        let (other, _) = generate(7, 1, 3, 4096).await.unwrap();
+        let cpu = CpuMeter::new();
+        let (first, first_digest) = generate(7, 1, 2, 4096, &cpu).await.unwrap();
+        let (again, again_digest) = generate(7, 1, 2, 4096, &cpu).await.unwrap();
+        let (other, _) = generate(7, 1, 3, 4096, &cpu).await.unwrap();
         assert_eq!(first, again);
         assert_eq!(first_digest, again_digest);
         assert_ne!(first, other);

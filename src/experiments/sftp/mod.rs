@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use self::params::{Direction, SftpParams};
 use self::transfer::{LOCAL_IO_BYTES, Pipelining, checksum_local, download, generate_local, upload};
 use super::{Availability, Experiment, ExperimentError};
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::services::Services;
 use crate::stats::{LatencySummary, latency_histogram, millis};
@@ -54,6 +55,9 @@ pub struct SftpReport {
     pub in_process_server: bool,
     /// The server's host key SHA256 fingerprint.
     pub host_key: String,
+    /// The cipher the SSH key exchange settled on (the server takes the first of ours it
+    /// supports: AES-256-GCM where it can), e.g. `aes256-gcm@openssh.com`.
+    pub cipher: String,
     /// Which way the files went.
     #[schema(inline)]
     pub direction: Direction,
@@ -67,6 +71,11 @@ pub struct SftpReport {
     pub bytes_verified: u64,
     /// Whether the run's remote files and directory were removed.
     pub remote_cleaned: bool,
+    /// The CPU the run used on the client side: the polls of the job and its file tasks on the
+    /// control plane's shared runtime (SFTP framing, checksums). The SSH session's encryption
+    /// runs in russh's own task, and the in-process server in its own, on that same runtime:
+    /// neither can be told apart from other work, so neither is counted.
+    pub cpu: CpuUsage,
 }
 
 /// A progress snapshot.
@@ -100,6 +109,7 @@ impl Experiment for Sftp {
         let connection = target::connect(&target).await?;
         let sftp = connection.sftp.clone();
         let host_key = connection.host_key.clone();
+        let cipher = connection.cipher.clone();
         let run_dir = remote_run_dir(&target.base_dir, params.remote_dir.as_deref(), &ctx.job_id().to_string());
         make_dirs(&sftp, &run_dir).await?;
         let outcome = transfer_all(&ctx, &sftp, &params, &run_dir).await;
@@ -110,12 +120,14 @@ impl Experiment for Sftp {
             target: target.describe(),
             in_process_server: target.server.is_some(),
             host_key,
+            cipher,
             direction: params.direction,
             upload,
             download,
             files_verified,
             bytes_verified,
             remote_cleaned,
+            cpu: ctx.cpu().usage(CpuScope::SharedRuntime),
         })
     }
 }
@@ -198,10 +210,10 @@ where
         while next < files && running.len() < params.concurrency as usize {
             let file = transfer(next);
             let index = next;
-            running.spawn(async move {
+            running.spawn(ctx.cpu().attribute(async move {
                 let file_started = Instant::now();
                 (index, file.await, file_started.elapsed())
-            });
+            }));
             next += 1;
         }
         let Some(joined) = running.join_next().await else { break };

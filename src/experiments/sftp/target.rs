@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use russh::client::Session;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::Names;
 use russh_sftp::client::RawSftpSession;
 use secrecy::ExposeSecret;
 
@@ -39,7 +41,8 @@ async fn connect_inner(target: &SftpTarget) -> Result<SftpConnection, Experiment
     let preferred = russh::Preferred { cipher: std::borrow::Cow::Borrowed(CIPHERS), ..Default::default() };
     let config = russh::client::Config { window_size: WINDOW_BYTES, nodelay: true, preferred, ..Default::default() };
     let seen = Arc::new(Mutex::new(None));
-    let checker = HostKeyCheck { expected: target.known_host.clone(), seen: seen.clone() };
+    let cipher = Arc::new(Mutex::new(None));
+    let checker = HostKeyCheck { expected: target.known_host.clone(), seen: seen.clone(), cipher: cipher.clone() };
     let mut ssh = russh::client::connect(Arc::new(config), (target.host.as_str(), target.port), checker).await.map_err(
         |error| match error {
             russh::Error::IO(io) => ExperimentError::Connect(format!("{}: {io}", target.describe())),
@@ -75,7 +78,8 @@ async fn connect_inner(target: &SftpTarget) -> Result<SftpConnection, Experiment
     let sftp = RawSftpSession::new_with_config(channel.into_stream(), sftp_config);
     sftp.init().await.map_err(|error| ExperimentError::Protocol(format!("SFTP init: {error}")))?;
     let host_key = seen.lock().expect("host key slot poisoned").clone().unwrap_or_default();
-    Ok(SftpConnection { sftp: Arc::new(sftp), ssh, host_key })
+    let cipher = cipher.lock().expect("cipher slot poisoned").clone().unwrap_or_default();
+    Ok(SftpConnection { sftp: Arc::new(sftp), ssh, host_key, cipher })
 }
 
 /// An authenticated SSH connection with its SFTP session.
@@ -86,6 +90,8 @@ pub struct SftpConnection {
     ssh: russh::client::Handle<HostKeyCheck>,
     /// The server's host key fingerprint.
     pub host_key: String,
+    /// The cipher the key exchange settled on, e.g. `aes256-gcm@openssh.com`.
+    pub cipher: String,
 }
 
 impl SftpConnection {
@@ -97,10 +103,12 @@ impl SftpConnection {
 }
 
 /// Accepts the configured host key fingerprint only, or any key when none is configured; keeps
-/// the fingerprint it saw for the report.
+/// the fingerprint it saw and the negotiated cipher for the report.
 struct HostKeyCheck {
     expected: Option<String>,
     seen: Arc<Mutex<Option<String>>>,
+    /// The cipher the key exchange settled on, for the report.
+    cipher: Arc<Mutex<Option<String>>>,
 }
 
 impl russh::client::Handler for HostKeyCheck {
@@ -119,5 +127,10 @@ impl russh::client::Handler for HostKeyCheck {
                 Ok(true)
             }
         }
+    }
+
+    async fn kex_done(&mut self, _shared_secret: Option<&[u8]>, names: &Names, _session: &mut Session) -> Result<(), Self::Error> {
+        *self.cipher.lock().expect("cipher slot poisoned") = Some(names.cipher.as_ref().to_string());
+        Ok(())
     }
 }

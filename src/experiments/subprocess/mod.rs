@@ -21,6 +21,7 @@ use self::output::{OutputCaps, OutputLine};
 use self::params::{ProcessSpec, SubprocessParams};
 use self::process::{AliveGauge, ProcessOutcome, ProcessReport, ProcessSettings, run_process};
 use super::{Availability, Experiment, ExperimentError};
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::services::programs::{AllowedProgram, CHILD_PROGRAM};
 use crate::services::Services;
@@ -94,6 +95,10 @@ pub struct SubprocessReport {
     pub max_concurrent: u32,
     /// From the run's start until the last process was reaped.
     pub elapsed_ms: f64,
+    /// The CPU the run used: the child processes' (each with the children it waited for, read
+    /// from the kernel once it exited), plus the job's tasks on the control plane that started
+    /// them, read their output and reaped them (`threads` counts those control-plane threads).
+    pub cpu: CpuUsage,
 }
 
 impl Experiment for Subprocess {
@@ -159,6 +164,7 @@ impl Experiment for Subprocess {
             caps: OutputCaps { max_lines: params.max_lines, max_line_bytes: params.max_line_bytes as usize },
             sandbox: ctx.sandbox().to_path_buf(),
             run_started: Instant::now(),
+            cpu: ctx.cpu().clone(),
         };
         let (sender, mut receiver) = mpsc::channel(EVENT_BUFFER);
         let processes = run_processes(plan, settings, params.concurrency, sender);
@@ -189,10 +195,11 @@ pub async fn run_processes(
     let mut running = JoinSet::new();
     for (index, (spec, program)) in plan.into_iter().enumerate() {
         let (settings, gauge, slots, events) = (settings.clone(), gauge.clone(), slots.clone(), events.clone());
-        running.spawn(async move {
+        let cpu = settings.cpu.clone();
+        running.spawn(cpu.attribute(async move {
             let _slot = slots.acquire_owned().await.expect("the slot semaphore is never closed");
             run_process(index, &spec, &program, &settings, &gauge, &events).await
-        });
+        }));
     }
     drop(events);
     let mut processes = Vec::new();
@@ -209,6 +216,7 @@ pub async fn run_processes(
         concurrency,
         max_concurrent: gauge.peak(),
         elapsed_ms: millis(settings.run_started.elapsed()),
+        cpu: settings.cpu.usage(CpuScope::ChildProcesses),
     }
 }
 

@@ -14,6 +14,9 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use utoipa::ToSchema;
 
+use crate::cpu::CpuMeter;
+use crate::cpu::process::ChildExit;
+use crate::cpu::thread::CpuTimes;
 use crate::services::programs::AllowedProgram;
 use super::output::{OutputCaps, StreamName, StreamReport, read_lines};
 use super::params::ProcessSpec;
@@ -34,6 +37,8 @@ pub struct ProcessSettings {
     pub sandbox: PathBuf,
     /// When the run started, for `started_ms`.
     pub run_started: Instant,
+    /// The job's CPU ledger: each child's CPU is added once it has exited.
+    pub cpu: CpuMeter,
 }
 
 /// Processes alive now and at most, counted from spawn to reaping.
@@ -100,6 +105,10 @@ pub struct ProcessReport {
     pub started_ms: f64,
     /// From spawn until reaped.
     pub duration_ms: f64,
+    /// Its CPU time (user and system, with that of the children it waited for), read from the
+    /// kernel after it exited; absent when it could not be read (it never started, or the
+    /// kernel has no pidfds).
+    pub cpu_ms: Option<f64>,
     /// Its standard output.
     pub stdout: StreamReport,
     /// Its standard error.
@@ -129,6 +138,7 @@ pub async fn run_process(
         error: None,
         started_ms: millis(started - settings.run_started),
         duration_ms: 0.0,
+        cpu_ms: None,
         stdout: StreamReport::default(),
         stderr: StreamReport::default(),
     };
@@ -163,6 +173,7 @@ pub async fn run_process(
     };
     let alive = gauge.spawned();
     let pid = child.id();
+    let exit = pid.and_then(ChildExit::watch);
     let _ = events.send(RunEvent::Transition(ProcessTransition { process: index, state: "started", pid, alive })).await;
 
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
@@ -179,8 +190,12 @@ pub async fn run_process(
         }
     };
     let timeout_after = Duration::from_millis(spec.timeout_ms);
-    let (status, stdout, stderr) =
-        tokio::join!(supervise(&mut child, timeout_after, settings.kill_after, &mut report), read_stdout, read_stderr);
+    let ((status, cpu), stdout, stderr) =
+        tokio::join!(supervise(&mut child, exit.as_ref(), timeout_after, settings.kill_after, &mut report), read_stdout, read_stderr);
+    if let Some(times) = cpu {
+        report.cpu_ms = Some((times.user_micros + times.system_micros) as f64 / 1000.0);
+        settings.cpu.add_process(times);
+    }
     let alive = gauge.reaped();
     report.duration_ms = millis(started.elapsed());
     report.stdout = stdout;
@@ -199,23 +214,34 @@ pub async fn run_process(
 }
 
 /// Waits for the child; past `timeout_after` sends SIGTERM, and SIGKILL `kill_after` later.
-/// Returns only once the child is reaped.
+/// Returns only once the child is reaped, with its CPU time when `exit` could read it.
 async fn supervise(
     child: &mut Child,
+    exit: Option<&ChildExit>,
     timeout_after: Duration,
     kill_after: Duration,
     report: &mut ProcessReport,
-) -> std::io::Result<ExitStatus> {
-    if let Ok(status) = timeout(timeout_after, child.wait()).await {
-        return status;
+) -> (std::io::Result<ExitStatus>, Option<CpuTimes>) {
+    if let Ok(reaped) = timeout(timeout_after, reap(child, exit)).await {
+        return reaped;
     }
     report.timed_out = true;
     report.sigterm_sent = child.id().is_some_and(terminate);
-    if let Ok(status) = timeout(kill_after, child.wait()).await {
-        return status;
+    if let Ok(reaped) = timeout(kill_after, reap(child, exit)).await {
+        return reaped;
     }
     report.sigkill_sent = child.start_kill().is_ok();
-    child.wait().await
+    reap(child, exit).await
+}
+
+/// Waits for the child to exit, reads its CPU time while it is a zombie, then reaps it.
+/// Cancel-safe: until the child has exited nothing has happened, and once it has, reaping it
+/// does not wait.
+async fn reap(child: &mut Child, exit: Option<&ChildExit>) -> (std::io::Result<ExitStatus>, Option<CpuTimes>) {
+    let Some(exit) = exit else { return (child.wait().await, None) };
+    exit.exited().await;
+    let times = exit.times();
+    (child.wait().await, times)
 }
 
 /// Sends SIGTERM to `pid`.

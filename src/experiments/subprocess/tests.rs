@@ -20,6 +20,7 @@ async fn run(plan: Vec<(ProcessSpec, AllowedProgram)>, concurrency: u32, max_lin
         caps: OutputCaps { max_lines, max_line_bytes: 1024 },
         sandbox,
         run_started: Instant::now(),
+        cpu: crate::cpu::CpuMeter::new(),
     };
     let (sender, mut receiver) = mpsc::channel(EVENT_BUFFER);
     let collect = async {
@@ -63,6 +64,22 @@ async fn output_lines_arrive_in_order_and_exit_codes_are_reported() {
         .collect();
     assert_eq!(states.iter().filter(|(_, state)| *state == "started").count(), 2);
     assert!(states.contains(&(0, "exited")) && states.contains(&(1, "exited")));
+}
+
+#[tokio::test]
+async fn each_child_reports_the_cpu_the_kernel_counted() {
+    let busy = spec("sh", &["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"], 60_000);
+    let (report, _) = run(vec![busy, spec("sleep", &["0.2"], 5_000)], 2, 100).await;
+    let (shell, sleeper) = (&report.processes[0], &report.processes[1]);
+    assert_eq!(shell.exit_code, Some(0), "{shell:?}");
+    let shell_cpu = shell.cpu_ms.expect("measured");
+    // 300,000 shell loop turns: tens of milliseconds at least, never more than it lived.
+    assert!(shell_cpu >= 20.0 && shell_cpu <= shell.duration_ms + 20.0, "{shell:?}");
+    assert!(sleeper.cpu_ms.expect("measured") < 50.0, "sleeping costs nearly nothing: {sleeper:?}");
+    assert_eq!(report.cpu.processes, 2);
+    assert_eq!(report.cpu.scope, crate::cpu::CpuScope::ChildProcesses);
+    assert!(report.cpu.total_ms >= shell_cpu, "{:?}", report.cpu);
+    assert!(report.cpu.threads >= 1, "the tasks that fed them ran somewhere: {:?}", report.cpu);
 }
 
 #[tokio::test]

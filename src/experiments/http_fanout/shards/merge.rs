@@ -11,6 +11,7 @@ use crate::experiments::http_fanout::breakdown::{EndpointProgress, EndpointStats
 use crate::experiments::http_fanout::params::FanoutParams;
 use crate::experiments::http_fanout::report::{FanoutProgress, FanoutReport, SecondStats, per_second, ratio};
 use crate::jobs::{Job, JobStatus};
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::stats::{LatencySummary, add_recorded_values, latency_histogram, log_buckets, millis};
 
 /// A shard's report, beside its job.
@@ -111,6 +112,7 @@ pub(super) fn reports(params: &FanoutParams, children: &[Job]) -> Result<FanoutR
     } else {
         merge_endpoints(&shards, elapsed)?
     };
+    let cpu = CpuUsage::sum(shards.iter().map(|(_, report)| &report.cpu), CpuScope::DedicatedThreads);
     let target_rps = shards.iter().map(|(_, report)| report.target_rps).sum::<Option<f64>>();
     Ok(FanoutReport {
         model: shards.first().map(|(_, report)| report.model).ok_or_else(|| ExperimentError::Internal("no shards".into()))?,
@@ -132,6 +134,9 @@ pub(super) fn reports(params: &FanoutParams, children: &[Job]) -> Result<FanoutR
         bytes_sent: sum(|report| report.bytes_sent),
         bytes_received,
         endpoints,
+        requests_per_cpu_second: cpu.per_cpu_second(requests),
+        cpu_micros_per_request: cpu.micros_per(requests),
+        cpu,
         thresholds: Vec::new(),
         shards: Some(
             shards
