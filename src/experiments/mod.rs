@@ -28,7 +28,7 @@ use utoipa::openapi::{RefOr, Schema};
 use crate::jobs::JobError;
 use crate::jobs::context::JobContext;
 use crate::jobs::kind::{JobKinds, RunFailure, RunFuture};
-use crate::services::Services;
+use crate::services::{Need, Services};
 use crate::validation::{FieldErrors, Validate};
 
 /// One kind of experiment.
@@ -54,9 +54,14 @@ pub trait Experiment: Send + Sync + 'static {
     /// beyond what [`Validate`] can see.
     fn admit(_params: &Self::Params, _services: &Services, _errors: &mut FieldErrors) {}
 
-    /// Whether the services the experiment needs are configured.
-    fn availability(_services: &Services) -> Availability {
-        Availability::Available
+    /// The services the experiment needs. While one is not configured the kind is listed as
+    /// unavailable, with the setting that provides it, and a launch is refused with `409`.
+    const NEEDS: &'static [Need] = &[];
+
+    /// Whether the experiment can work with the services it needs as they are configured, beyond
+    /// their presence (e.g. a client that speaks no TLS); checked once [`Experiment::NEEDS`] are met.
+    fn usable(_services: &Services) -> Result<(), String> {
+        Ok(())
     }
 
     /// Runs the experiment. Dropping the future must stop all of its work: spawn into a
@@ -148,7 +153,9 @@ pub struct ExperimentEntry {
     pub max_attempts: u32,
     /// Parameters for a good first run, as JSON.
     pub example: fn() -> Value,
-    /// Whether it can run here.
+    /// The services it needs.
+    pub needs: &'static [Need],
+    /// Whether it can run here: its needs met and the services usable.
     pub availability: fn(&Services) -> Availability,
     /// Parses and validates parameters; returns them normalised (defaults filled in).
     pub prepare: fn(Value, &Services) -> Result<Value, FieldErrors>,
@@ -170,7 +177,8 @@ fn entry<E: Experiment>() -> ExperimentEntry {
         summary: E::SUMMARY,
         max_attempts: if E::RESTARTABLE { RESTART_ATTEMPTS } else { 1 },
         example: || serde_json::to_value(E::example()).expect("example parameters serialize"),
-        availability: E::availability,
+        needs: E::NEEDS,
+        availability: availability::<E>,
         prepare: prepare::<E>,
         // The job's own task runs on the control plane's runtime: its polls are charged to the
         // job's CPU meter.
@@ -194,6 +202,13 @@ fn entry<E: Experiment>() -> ExperimentEntry {
             schemas.push((E::Report::name().into_owned(), E::Report::schema()));
             E::Report::schemas(schemas);
         },
+    }
+}
+
+fn availability<E: Experiment>(services: &Services) -> Availability {
+    match E::NEEDS.iter().find_map(|need| services.missing(*need)).map_or_else(|| E::usable(services), Err) {
+        Ok(()) => Availability::Available,
+        Err(reason) => Availability::Unavailable(reason),
     }
 }
 

@@ -21,6 +21,23 @@ use programs::ProgramAllowlist;
 use s3::S3Target;
 use sftp::SftpTarget;
 
+/// A service an experiment kind needs, as the kind declares it (`Experiment::NEEDS`): a kind is
+/// available exactly when every service it declares is configured here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Need {
+    /// A target database: PostgreSQL, MySQL or both.
+    TargetDatabase,
+    /// A Redis server.
+    Redis,
+    /// An SFTP server: the configured one, or the in-process one.
+    Sftp,
+    /// An S3 endpoint the outbound policy allows, with credentials: the configured one, or the
+    /// in-process one.
+    S3,
+    /// At least one program the `subprocess` experiment may run.
+    Programs,
+}
+
 /// Clients and policies experiments share, built once.
 #[derive(Debug, Default)]
 pub struct Services {
@@ -78,6 +95,23 @@ impl Services {
             s3: Some(s3),
             meters: Meters::new(),
         })
+    }
+
+    /// Why `need` is not met on this server, naming the setting that meets it; `None` when it is.
+    pub fn missing(&self, need: Need) -> Option<String> {
+        match need {
+            Need::TargetDatabase => (self.pg_target.is_none() && self.mysql_target.is_none())
+                .then(|| "needs a target database: set ASYNCLAB_PG_TARGET_URL and/or ASYNCLAB_MYSQL_TARGET_URL".into()),
+            Need::Redis => self.redis.is_none().then(|| "needs a Redis: set REDIS_URL (or --redis-url)".into()),
+            Need::Sftp => {
+                self.sftp.is_none().then(|| "set ASYNCLAB_SFTP_URL, or let the in-process SFTP server start".into())
+            }
+            Need::S3 => match &self.s3 {
+                None => Some("needs an S3 endpoint: set AWS_ENDPOINT_URL_S3 (or --s3-endpoint)".into()),
+                Some(target) => target.unavailable.clone(),
+            },
+            Need::Programs => self.programs.is_empty().then(|| "no program is allowed: set ASYNCLAB_ALLOW_PROGRAMS".into()),
+        }
     }
 
     /// Each configured service that can be unreachable and its state (`ok`, `unreachable`,

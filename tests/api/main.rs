@@ -24,6 +24,7 @@ mod fanout_rate;
 mod fanout_requests;
 mod history;
 mod idempotency;
+mod kinds;
 mod labels;
 mod layers;
 mod lab_services;

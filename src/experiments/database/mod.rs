@@ -32,10 +32,10 @@ use steps::TargetRun;
 pub use error::{DbError, DbErrorKind};
 use target::TargetPool;
 
-use super::{Availability, Experiment, ExperimentError};
+use super::{Experiment, ExperimentError};
 use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
-use crate::services::Services;
+use crate::services::{Need, Services};
 use crate::stats::millis;
 use crate::validation::FieldErrors;
 
@@ -106,15 +106,7 @@ impl Experiment for Database {
         params::admit(params, services, errors);
     }
 
-    fn availability(services: &Services) -> Availability {
-        if services.pg_target.is_some() || services.mysql_target.is_some() {
-            Availability::Available
-        } else {
-            Availability::Unavailable(
-                "needs a target database: set ASYNCLAB_PG_TARGET_URL and/or ASYNCLAB_MYSQL_TARGET_URL".into(),
-            )
-        }
-    }
+    const NEEDS: &'static [Need] = &[Need::TargetDatabase];
 
     async fn run(ctx: JobContext, params: DatabaseParams) -> Result<DatabaseReport, ExperimentError> {
         let job_started = Instant::now();

@@ -60,7 +60,7 @@ pub struct HttpFanout;
 impl Experiment for HttpFanout {
     const KIND: &'static str = "http-fanout";
     const SUMMARY: &'static str = "HTTP load with max connections, max in flight and max per second, closed or open \
-                                   (constant-rate) model; HdrHistogram latency from intended start";
+                                   (constant-rate) model, with HdrHistogram latency from intended start";
     type Params = FanoutParams;
     type Report = FanoutReport;
 

@@ -41,10 +41,10 @@ pub use params::{OpMix, RedisParams};
 use workload::{Counters, Plan, Tally};
 
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
-use super::{Availability, Experiment, ExperimentError};
+use super::{Experiment, ExperimentError};
 use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
-use crate::services::Services;
+use crate::services::{Need, Services};
 use crate::stats::{LatencySummary, millis};
 
 /// The name of the thread the workload runs on.
@@ -141,14 +141,10 @@ impl Experiment for RedisPool {
         }
     }
 
-    fn availability(services: &Services) -> Availability {
-        match &services.redis {
-            None => Availability::Unavailable("needs a Redis: set REDIS_URL (or --redis-url)".into()),
-            Some(redis) => match RedisServer::from_target(redis) {
-                Ok(_) => Availability::Available,
-                Err(reason) => Availability::Unavailable(reason),
-            },
-        }
+    const NEEDS: &'static [Need] = &[Need::Redis];
+
+    fn usable(services: &Services) -> Result<(), String> {
+        services.redis.as_ref().map_or(Ok(()), |redis| RedisServer::from_target(redis).map(drop))
     }
 
     async fn run(ctx: JobContext, params: RedisParams) -> Result<RedisReport, ExperimentError> {

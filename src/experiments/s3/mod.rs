@@ -39,10 +39,10 @@ pub use params::{Operation, S3Params};
 pub use phases::{ListReport, PhaseReport};
 use transfer::{Counters, Transfer};
 
-use super::{Availability, Experiment, ExperimentError};
+use super::{Experiment, ExperimentError};
 use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
-use crate::services::Services;
+use crate::services::Need;
 
 /// The experiment.
 pub struct S3;
@@ -106,15 +106,7 @@ impl Experiment for S3 {
         serde_json::from_value(serde_json::json!({})).expect("every parameter has a default")
     }
 
-    fn availability(services: &Services) -> Availability {
-        match &services.s3 {
-            None => Availability::Unavailable("needs an S3 endpoint: set AWS_ENDPOINT_URL_S3 (or --s3-endpoint)".into()),
-            Some(target) => match &target.unavailable {
-                Some(reason) => Availability::Unavailable(reason.clone()),
-                None => Availability::Available,
-            },
-        }
-    }
+    const NEEDS: &'static [Need] = &[Need::S3];
 
     async fn run(ctx: JobContext, params: S3Params) -> Result<S3Report, ExperimentError> {
         let target = ctx.services().s3.clone().ok_or_else(|| ExperimentError::Unavailable("no S3 endpoint is configured".into()))?;

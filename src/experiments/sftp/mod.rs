@@ -20,10 +20,10 @@ use utoipa::ToSchema;
 
 use self::params::{Direction, SftpParams};
 use self::transfer::{LOCAL_IO_BYTES, Pipelining, checksum_local, download, generate_local, upload};
-use super::{Availability, Experiment, ExperimentError};
+use super::{Experiment, ExperimentError};
 use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
-use crate::services::Services;
+use crate::services::Need;
 use crate::stats::{LatencySummary, latency_histogram, millis};
 
 /// The experiment.
@@ -97,12 +97,7 @@ impl Experiment for Sftp {
         SftpParams::default()
     }
 
-    fn availability(services: &Services) -> Availability {
-        match services.sftp {
-            Some(_) => Availability::Available,
-            None => Availability::Unavailable("set ASYNCLAB_SFTP_URL, or let the in-process SFTP server start".into()),
-        }
-    }
+    const NEEDS: &'static [Need] = &[Need::Sftp];
 
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
         let target = ctx.services().sftp.clone().ok_or_else(|| ExperimentError::Unavailable("no SFTP target".into()))?;

@@ -20,11 +20,11 @@ use utoipa::ToSchema;
 use self::output::{OutputCaps, OutputLine};
 use self::params::{ProcessSpec, SubprocessParams};
 use self::process::{AliveGauge, ProcessOutcome, ProcessReport, ProcessSettings, run_process};
-use super::{Availability, Experiment, ExperimentError};
+use super::{Experiment, ExperimentError};
 use crate::cpu::{CpuScope, CpuUsage};
 use crate::jobs::context::JobContext;
 use crate::services::programs::{AllowedProgram, CHILD_PROGRAM};
-use crate::services::Services;
+use crate::services::{Need, Services};
 use crate::stats::millis;
 use crate::validation::FieldErrors;
 
@@ -142,13 +142,7 @@ impl Experiment for Subprocess {
         }
     }
 
-    fn availability(services: &Services) -> Availability {
-        if services.programs.is_empty() {
-            Availability::Unavailable("no program is allowed: set ASYNCLAB_ALLOW_PROGRAMS".into())
-        } else {
-            Availability::Available
-        }
-    }
+    const NEEDS: &'static [Need] = &[Need::Programs];
 
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
         let mut plan = Vec::with_capacity(params.processes.len());
