@@ -2,6 +2,8 @@
 //! names a database: PostgreSQL for teams and production, an embedded SQLite file when no
 //! database is configured.
 
+#[cfg(test)]
+mod conformance;
 pub mod labels;
 pub mod postgres;
 pub mod records;
