@@ -26,7 +26,68 @@ use crate::compare::gate::Gate;
 use labels::{LabelSelector, Labels};
 
 /// What a store operation can fail with. Its text is for logs only, never for API callers.
-pub type StoreError = anyhow::Error;
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached now (connection lost, pool exhausted or closed, the server
+    /// shutting down or not up yet); the pool reconnects by itself, so a retry may succeed.
+    #[error("the job store is unreachable: {0:#}")]
+    Unreachable(anyhow::Error),
+    /// Anything else: a bug, a violated constraint, an unreadable row.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+impl StoreError {
+    /// Whether a retry later may succeed because the database could not be reached.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Unreachable(_))
+    }
+}
+
+impl From<anyhow::Error> for StoreError {
+    /// Sorts a failure by its cause: a driver error saying the database could not be reached (or
+    /// an unreachable store error given context) anywhere in the chain makes it
+    /// [`StoreError::Unreachable`].
+    fn from(error: anyhow::Error) -> Self {
+        let unreachable = |cause: &(dyn std::error::Error + 'static)| {
+            cause.downcast_ref::<sqlx::Error>().is_some_and(is_unreachable)
+                || cause.downcast_ref::<StoreError>().is_some_and(StoreError::is_unreachable)
+        };
+        if error.chain().any(unreachable) {
+            StoreError::Unreachable(error)
+        } else {
+            StoreError::Failed(error)
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(anyhow::Error::new(error))
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(error: serde_json::Error) -> Self {
+        StoreError::Failed(error.into())
+    }
+}
+
+impl From<std::num::TryFromIntError> for StoreError {
+    fn from(error: std::num::TryFromIntError) -> Self {
+        StoreError::Failed(error.into())
+    }
+}
+
+/// Whether a driver error says the database could not be reached, rather than that a query was wrong.
+fn is_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
+        // admin_shutdown, crash_shutdown, cannot_connect_now: the server is going away or not up yet.
+        sqlx::Error::Database(database) => matches!(database.code().as_deref(), Some("57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
 
 /// A job to be inserted as `queued`.
 #[derive(Debug, Clone)]
@@ -284,6 +345,18 @@ fn latest_progress(events: &[JobEvent]) -> Vec<(JobId, Value)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_connections_are_unreachable_and_other_failures_are_not() {
+        for lost in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed, sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())] {
+            let error = StoreError::from(anyhow::Error::new(lost).context("cannot read the job"));
+            assert!(error.is_unreachable(), "{error:?}");
+        }
+        let lost = StoreError::from(sqlx::Error::PoolClosed);
+        assert!(StoreError::from(anyhow::Error::new(lost).context("while claiming")).is_unreachable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unreachable());
+        assert!(!StoreError::from(anyhow::anyhow!("a corrupt row")).is_unreachable());
+    }
 
     #[test]
     fn urls_select_the_store() {

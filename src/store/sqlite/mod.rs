@@ -119,7 +119,7 @@ fn encode_time(at: DateTime<Utc>) -> String {
 fn decode_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
-        .with_context(|| format!("invalid stored timestamp {text:?}"))
+        .with_context(|| format!("invalid stored timestamp {text:?}")).map_err(StoreError::from)
 }
 
 fn decode_optional_time(text: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -131,7 +131,7 @@ fn encode_json(value: &Value) -> String {
 }
 
 fn decode_json(text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).with_context(|| format!("invalid stored JSON {text:?}"))
+    serde_json::from_str(text).with_context(|| format!("invalid stored JSON {text:?}")).map_err(StoreError::from)
 }
 
 fn decode_optional_json(text: Option<String>) -> Result<Option<Value>, StoreError> {
@@ -144,7 +144,7 @@ fn encode_id(id: JobId) -> String {
 }
 
 fn decode_id(text: &str) -> Result<JobId, StoreError> {
-    Uuid::parse_str(text).with_context(|| format!("invalid stored id {text:?}"))
+    Uuid::parse_str(text).with_context(|| format!("invalid stored id {text:?}")).map_err(StoreError::from)
 }
 
 fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
