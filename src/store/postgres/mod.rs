@@ -58,6 +58,10 @@ impl PgJobStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // No ping before each use: it cost a round trip per query. A connection found dead
+            // fails that one query as unreachable (`503` with `Retry-After` at the API, a retry
+            // in the event writer) and is dropped from the pool.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .context("cannot connect to PostgreSQL")?;
