@@ -80,7 +80,7 @@ async fn authenticate(state: &AppState, client: IpAddr, route: &str, presented: 
     let refusal = match state.auth.authenticate(presented).await {
         Ok(Ok(principal)) => return Ok(principal),
         Ok(Err(refusal)) => refusal,
-        Err(error) => return Err(ApiError::from(error).into_response()),
+        Err(error) => return Err(ApiError::from(crate::store::StoreError::from(error)).into_response()),
     };
     // An open server (no token configured) ignores a token it cannot use, such as one a
     // browser kept from another server: the request acts as anyone's would.
