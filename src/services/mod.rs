@@ -67,16 +67,10 @@ impl Services {
     /// started when none is configured. Fails only on configuration that cannot work.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Services> {
         let outbound = OutboundPolicy::new(config.allow_hosts.clone());
-        let pg_target = config
-            .pg_target_url
-            .as_ref()
-            .map(|url| dependencies::postgres_target(url, config.target_db_max_connections))
-            .transpose()?;
-        let mysql_target = config
-            .mysql_target_url
-            .as_ref()
-            .map(|url| dependencies::mysql_target(url, config.target_db_max_connections))
-            .transpose()?;
+        let pg_target =
+            config.pg_target_url.as_ref().map(|url| dependencies::postgres_target(url, config.target_db_max_connections)).transpose()?;
+        let mysql_target =
+            config.mysql_target_url.as_ref().map(|url| dependencies::mysql_target(url, config.target_db_max_connections)).transpose()?;
         let redis = match &config.redis_url {
             Some(url) => Some(dependencies::redis_target(url).await?),
             None => None,
@@ -103,9 +97,7 @@ impl Services {
             Need::TargetDatabase => (self.pg_target.is_none() && self.mysql_target.is_none())
                 .then(|| "needs a target database: set ASYNCLAB_PG_TARGET_URL and/or ASYNCLAB_MYSQL_TARGET_URL".into()),
             Need::Redis => self.redis.is_none().then(|| "needs a Redis: set REDIS_URL (or --redis-url)".into()),
-            Need::Sftp => {
-                self.sftp.is_none().then(|| "set ASYNCLAB_SFTP_URL, or let the in-process SFTP server start".into())
-            }
+            Need::Sftp => self.sftp.is_none().then(|| "set ASYNCLAB_SFTP_URL, or let the in-process SFTP server start".into()),
             Need::S3 => match &self.s3 {
                 None => Some("needs an S3 endpoint: set AWS_ENDPOINT_URL_S3 (or --s3-endpoint)".into()),
                 Some(target) => target.unavailable.clone(),

@@ -165,10 +165,7 @@ async fn insert_and_get_round_trip(harness: &Harness) {
     let finish = Finish {
         status: JobStatus::Failed,
         result: Some(json!({ "latency": { "p50": 1.5, "p99": 12 }, "errors": null, "ok": [true, false] })),
-        error: Some(JobError {
-            kind: "thresholds".into(),
-            message: "p99 above 10 ms".into(),
-        }),
+        error: Some(JobError { kind: "thresholds".into(), message: "p99 above 10 ms".into() }),
     };
     store.finish_job(REPLICA, claimed.id, &finish, &[]).await.unwrap();
     let finished = store.get_job(job.id).await.unwrap().unwrap();
@@ -224,44 +221,19 @@ async fn list_jobs_is_newest_first_with_filters_and_paging(harness: &Harness) {
     }
     let newest_first: Vec<JobId> = jobs.iter().rev().map(|job| job.id).collect();
 
-    let all = store
-        .list_jobs(&JobQuery {
-            parent: None,
-            limit: 100,
-            ..JobQuery::default()
-        })
-        .await
-        .unwrap();
+    let all = store.list_jobs(&JobQuery { parent: None, limit: 100, ..JobQuery::default() }).await.unwrap();
     assert_eq!(all.iter().map(|job| job.id).collect::<Vec<_>>(), newest_first);
 
-    let even = store
-        .list_jobs(&JobQuery {
-            parent: None,
-            kind: Some("even".into()),
-            limit: 100,
-            ..JobQuery::default()
-        })
-        .await
-        .unwrap();
-    let expected: Vec<JobId> = newest_first
-        .iter()
-        .copied()
-        .filter(|id| jobs.iter().any(|job| job.id == *id && job.kind == "even"))
-        .collect();
+    let even = store.list_jobs(&JobQuery { parent: None, kind: Some("even".into()), limit: 100, ..JobQuery::default() }).await.unwrap();
+    let expected: Vec<JobId> =
+        newest_first.iter().copied().filter(|id| jobs.iter().any(|job| job.id == *id && job.kind == "even")).collect();
     assert_eq!(even.iter().map(|job| job.id).collect::<Vec<_>>(), expected);
     assert_eq!(even.len(), 4);
 
     let (claimed, _) = store.claim_next(&claimant()).await.unwrap().unwrap();
     assert_eq!(claimed.id, jobs[0].id);
-    let running = store
-        .list_jobs(&JobQuery {
-            parent: None,
-            status: Some(JobStatus::Running),
-            limit: 100,
-            ..JobQuery::default()
-        })
-        .await
-        .unwrap();
+    let running =
+        store.list_jobs(&JobQuery { parent: None, status: Some(JobStatus::Running), limit: 100, ..JobQuery::default() }).await.unwrap();
     assert_eq!(running.iter().map(|job| job.id).collect::<Vec<_>>(), vec![jobs[0].id]);
     let queued_even = store
         .list_jobs(&JobQuery {
@@ -274,25 +246,13 @@ async fn list_jobs_is_newest_first_with_filters_and_paging(harness: &Harness) {
         .await
         .unwrap();
     assert_eq!(queued_even.len(), 3);
-    assert!(
-        queued_even
-            .iter()
-            .all(|job| job.kind == "even" && job.status == JobStatus::Queued)
-    );
+    assert!(queued_even.iter().all(|job| job.kind == "even" && job.status == JobStatus::Queued));
 
     // Paging with the previous page's last id walks every job exactly once.
     let mut paged = Vec::new();
     let mut before = None;
     loop {
-        let page = store
-            .list_jobs(&JobQuery {
-                parent: None,
-                before,
-                limit: 3,
-                ..JobQuery::default()
-            })
-            .await
-            .unwrap();
+        let page = store.list_jobs(&JobQuery { parent: None, before, limit: 3, ..JobQuery::default() }).await.unwrap();
         if page.is_empty() {
             break;
         }
@@ -302,24 +262,9 @@ async fn list_jobs_is_newest_first_with_filters_and_paging(harness: &Harness) {
     }
     assert_eq!(paged, newest_first);
 
-    let none = store
-        .list_jobs(&JobQuery {
-            parent: None,
-            kind: Some("missing".into()),
-            limit: 10,
-            ..JobQuery::default()
-        })
-        .await
-        .unwrap();
+    let none = store.list_jobs(&JobQuery { parent: None, kind: Some("missing".into()), limit: 10, ..JobQuery::default() }).await.unwrap();
     assert!(none.is_empty());
-    let zero = store
-        .list_jobs(&JobQuery {
-            parent: None,
-            limit: 0,
-            ..JobQuery::default()
-        })
-        .await
-        .unwrap();
+    let zero = store.list_jobs(&JobQuery { parent: None, limit: 0, ..JobQuery::default() }).await.unwrap();
     assert!(zero.is_empty());
     store.close().await;
 }
@@ -327,11 +272,7 @@ async fn list_jobs_is_newest_first_with_filters_and_paging(harness: &Harness) {
 async fn claim_next_takes_the_oldest_queued_job(harness: &Harness) {
     let store = harness.open().await;
     assert!(store.claim_next(&claimant()).await.unwrap().is_none());
-    let jobs = [
-        insert(store.as_ref(), "a").await,
-        insert(store.as_ref(), "b").await,
-        insert(store.as_ref(), "c").await,
-    ];
+    let jobs = [insert(store.as_ref(), "a").await, insert(store.as_ref(), "b").await, insert(store.as_ref(), "c").await];
     assert_eq!(store.count_queued().await.unwrap(), 3);
 
     for (index, expected) in jobs.iter().enumerate() {
@@ -359,7 +300,10 @@ async fn claim_next_takes_the_oldest_queued_job(harness: &Harness) {
     assert_eq!(held.id, late.id);
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let rescued = store.rescue_expired().await.unwrap();
-    assert_eq!(rescued.iter().map(|event| (event.job_id, event.seq, event.status())).collect::<Vec<_>>(), [(late.id, 2, Some(JobStatus::Queued))]);
+    assert_eq!(
+        rescued.iter().map(|event| (event.job_id, event.seq, event.status())).collect::<Vec<_>>(),
+        [(late.id, 2, Some(JobStatus::Queued))]
+    );
     let (claimed, last) = store.claim_next(&claimant()).await.unwrap().unwrap();
     assert_eq!((claimed.id, last, claimed.attempts), (late.id, 2, 2));
     assert!(store.claim_next(&claimant()).await.unwrap().is_none());
@@ -411,20 +355,11 @@ async fn append_events_stores_them_and_updates_progress(harness: &Harness) {
     store.append_events(REPLICA, &batch).await.unwrap();
     store.append_events(REPLICA, &[]).await.unwrap();
 
-    assert_eq!(
-        store.get_job(first.id).await.unwrap().unwrap().progress,
-        Some(json!({ "done": 2, "total": 4 }))
-    );
-    assert_eq!(
-        store.get_job(second.id).await.unwrap().unwrap().progress,
-        Some(json!({ "done": 7 }))
-    );
+    assert_eq!(store.get_job(first.id).await.unwrap().unwrap().progress, Some(json!({ "done": 2, "total": 4 })));
+    assert_eq!(store.get_job(second.id).await.unwrap().unwrap().progress, Some(json!({ "done": 7 })));
 
     let events = store.events_after(first.id, 0, 100).await.unwrap();
-    assert_eq!(
-        events.iter().map(|event| event.seq).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5]
-    );
+    assert_eq!(events.iter().map(|event| event.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     let stored: Vec<&JobEvent> = events.iter().skip(1).collect();
     let sent: Vec<&JobEvent> = batch.iter().filter(|event| event.job_id == first.id).collect();
     for (stored, sent) in stored.iter().zip(&sent) {
@@ -446,31 +381,19 @@ async fn append_events_stores_them_and_updates_progress(harness: &Harness) {
     ];
     assert!(store.append_events(REPLICA, &bad).await.is_err());
     assert_eq!(store.events_after(first.id, 0, 100).await.unwrap().len(), 5);
-    assert_eq!(
-        store.get_job(first.id).await.unwrap().unwrap().progress,
-        Some(json!({ "done": 2, "total": 4 }))
-    );
+    assert_eq!(store.get_job(first.id).await.unwrap().unwrap().progress, Some(json!({ "done": 2, "total": 4 })));
 
     // Events of a job this replica does not run (unknown, or another replica's) are dropped.
     let unknown = Uuid::now_v7();
-    let dropped = store
-        .append_events(REPLICA, &[event(unknown, 1, EventKind::Log, json!({}))])
-        .await
-        .unwrap();
+    let dropped = store.append_events(REPLICA, &[event(unknown, 1, EventKind::Log, json!({}))]).await.unwrap();
     assert_eq!(dropped, vec![unknown]);
     assert!(store.events_after(unknown, 0, 10).await.unwrap().is_empty());
-    let dropped = store
-        .append_events("another-replica", &[event(first.id, 6, EventKind::Log, json!({}))])
-        .await
-        .unwrap();
+    let dropped = store.append_events("another-replica", &[event(first.id, 6, EventKind::Log, json!({}))]).await.unwrap();
     assert_eq!(dropped, vec![first.id]);
     assert_eq!(store.events_after(first.id, 0, 100).await.unwrap().len(), 5);
 
     // The store is still usable after the failed transactions.
-    store
-        .append_events(REPLICA, &[event(first.id, 6, EventKind::Log, json!({ "line": "after" }))])
-        .await
-        .unwrap();
+    store.append_events(REPLICA, &[event(first.id, 6, EventKind::Log, json!({ "line": "after" }))]).await.unwrap();
     assert_eq!(store.events_after(first.id, 5, 10).await.unwrap().len(), 1);
     store.close().await;
 }
@@ -484,11 +407,7 @@ async fn finish_job_writes_the_terminal_state_with_its_events(harness: &Harness)
         event(job.id, 3, EventKind::Result, json!({ "requests": 4 })),
         event(job.id, 4, EventKind::Status, json!({ "status": "succeeded" })),
     ];
-    let finish = Finish {
-        status: JobStatus::Succeeded,
-        result: Some(json!({ "requests": 4 })),
-        error: None,
-    };
+    let finish = Finish { status: JobStatus::Succeeded, result: Some(json!({ "requests": 4 })), error: None };
     store.finish_job(REPLICA, job.id, &finish, &events).await.unwrap();
 
     let stored = store.get_job(job.id).await.unwrap().unwrap();
@@ -504,24 +423,11 @@ async fn finish_job_writes_the_terminal_state_with_its_events(harness: &Harness)
     // Without progress events, the last stored progress is kept.
     let other = insert(store.as_ref(), "b").await;
     store.claim_next(&claimant()).await.unwrap().unwrap();
-    store
-        .append_events(REPLICA, &[event(other.id, 2, EventKind::Progress, json!({ "done": 1 }))])
-        .await
-        .unwrap();
-    let error = JobError {
-        kind: "timeout".into(),
-        message: "ran out of time".into(),
-    };
-    let finish = Finish {
-        status: JobStatus::Failed,
-        result: None,
-        error: Some(error.clone()),
-    };
+    store.append_events(REPLICA, &[event(other.id, 2, EventKind::Progress, json!({ "done": 1 }))]).await.unwrap();
+    let error = JobError { kind: "timeout".into(), message: "ran out of time".into() };
+    let finish = Finish { status: JobStatus::Failed, result: None, error: Some(error.clone()) };
     let status = PendingEvent::status(JobStatus::Failed, Some(&error)).sequenced(other.id, 3);
-    store
-        .finish_job(REPLICA, other.id, &finish, std::slice::from_ref(&status))
-        .await
-        .unwrap();
+    store.finish_job(REPLICA, other.id, &finish, std::slice::from_ref(&status)).await.unwrap();
     let stored = store.get_job(other.id).await.unwrap().unwrap();
     assert_eq!(stored.status, JobStatus::Failed);
     assert_eq!(stored.error, Some(error));
@@ -536,11 +442,7 @@ async fn finish_job_writes_the_terminal_state_with_its_events(harness: &Harness)
     let third = insert(store.as_ref(), "c").await;
     store.claim_next(&claimant()).await.unwrap().unwrap();
     let duplicate = event(third.id, 1, EventKind::Status, json!({ "status": "succeeded" }));
-    let finish = Finish {
-        status: JobStatus::Succeeded,
-        result: None,
-        error: None,
-    };
+    let finish = Finish { status: JobStatus::Succeeded, result: None, error: None };
     assert!(store.finish_job(REPLICA, third.id, &finish, &[duplicate]).await.is_err());
     let stored = store.get_job(third.id).await.unwrap().unwrap();
     assert_eq!(stored.status, JobStatus::Running);
@@ -554,21 +456,14 @@ async fn cancel_queued_only_cancels_queued_jobs(harness: &Harness) {
     let queued = insert(store.as_ref(), "b").await;
     store.claim_next(&claimant()).await.unwrap().unwrap();
 
-    let event = store
-        .cancel_queued(queued.id)
-        .await
-        .unwrap()
-        .expect("a queued job is cancelled");
+    let event = store.cancel_queued(queued.id).await.unwrap().expect("a queued job is cancelled");
     assert_eq!(event.job_id, queued.id);
     assert_eq!(event.seq, 2);
     assert_eq!(event.status(), Some(JobStatus::Cancelled));
     assert_eq!(event.data["error"]["kind"], "cancelled");
     let stored = store.get_job(queued.id).await.unwrap().unwrap();
     assert_eq!(stored.status, JobStatus::Cancelled);
-    assert_eq!(
-        stored.error.as_ref().map(|error| error.kind.as_str()),
-        Some("cancelled")
-    );
+    assert_eq!(stored.error.as_ref().map(|error| error.kind.as_str()), Some("cancelled"));
     assert!(stored.finished_at.is_some());
     assert!(stored.started_at.is_none());
     let events = store.events_after(queued.id, 0, 10).await.unwrap();
@@ -596,25 +491,20 @@ async fn interrupt_orphans_appends_the_next_status_event(harness: &Harness) {
     store.claim_next(&claimant()).await.unwrap().unwrap();
     store.claim_next(&claimant()).await.unwrap().unwrap();
     store
-        .append_events(REPLICA, &[
-            event(a.id, 2, EventKind::Status, json!({ "status": "running" })),
-            event(a.id, 3, EventKind::Log, json!({ "line": "working" })),
-        ])
+        .append_events(
+            REPLICA,
+            &[
+                event(a.id, 2, EventKind::Status, json!({ "status": "running" })),
+                event(a.id, 3, EventKind::Log, json!({ "line": "working" })),
+            ],
+        )
         .await
         .unwrap();
 
-    let error = JobError {
-        kind: "interrupted".into(),
-        message: "the server stopped".into(),
-    };
+    let error = JobError { kind: "interrupted".into(), message: "the server stopped".into() };
     let events = store.interrupt_orphans(REPLICA, &error).await.unwrap();
     assert_eq!(events.len(), 2);
-    let by_job = |id: JobId| {
-        events
-            .iter()
-            .find(|event| event.job_id == id)
-            .expect("an event for the job")
-    };
+    let by_job = |id: JobId| events.iter().find(|event| event.job_id == id).expect("an event for the job");
     assert_eq!(by_job(a.id).seq, 4);
     assert_eq!(by_job(b.id).seq, 2);
     for event in &events {
@@ -651,14 +541,8 @@ async fn concurrent_writers_lose_no_events(harness: &Harness) {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 for seq in 2..EVENTS + 2 {
-                    let kind = if seq % 2 == 0 {
-                        EventKind::Progress
-                    } else {
-                        EventKind::Log
-                    };
-                    store
-                        .append_events(REPLICA, &[event(id, seq, kind, json!({ "seq": seq }))])
-                        .await?;
+                    let kind = if seq % 2 == 0 { EventKind::Progress } else { EventKind::Log };
+                    store.append_events(REPLICA, &[event(id, seq, kind, json!({ "seq": seq }))]).await?;
                 }
                 Ok::<_, StoreError>(())
             })
@@ -671,13 +555,7 @@ async fn concurrent_writers_lose_no_events(harness: &Harness) {
         tokio::spawn(async move {
             for round in 0..100 {
                 store.events_after(ids[round % ids.len()], 0, 1000).await?;
-                store
-                    .list_jobs(&JobQuery {
-                        parent: None,
-                        limit: 50,
-                        ..JobQuery::default()
-                    })
-                    .await?;
+                store.list_jobs(&JobQuery { parent: None, limit: 50, ..JobQuery::default() }).await?;
             }
             Ok::<_, StoreError>(())
         })
@@ -694,5 +572,5 @@ async fn concurrent_writers_lose_no_events(harness: &Harness) {
         let job = store.get_job(id).await.unwrap().unwrap();
         assert_eq!(job.progress, Some(json!({ "seq": EVENTS })));
     }
-store.close().await;
+    store.close().await;
 }

@@ -33,14 +33,8 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 6] = [
-        JobStatus::Queued,
-        JobStatus::Running,
-        JobStatus::Succeeded,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-        JobStatus::Interrupted,
-    ];
+    pub const ALL: [JobStatus; 6] =
+        [JobStatus::Queued, JobStatus::Running, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Cancelled, JobStatus::Interrupted];
 
     /// The name stored in the database and shown in the API.
     pub fn as_str(self) -> &'static str {
@@ -148,9 +142,7 @@ impl EventKind {
 
     /// Parses a stored event kind name.
     pub fn parse(name: &str) -> Option<EventKind> {
-        [EventKind::Status, EventKind::Progress, EventKind::Log, EventKind::Result]
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
+        [EventKind::Status, EventKind::Progress, EventKind::Log, EventKind::Result].into_iter().find(|kind| kind.as_str() == name)
     }
 }
 

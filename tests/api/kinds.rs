@@ -37,11 +37,8 @@ fn documented_restartable_kinds() -> BTreeSet<String> {
 
 #[test]
 fn restartable_kinds_are_the_ones_the_readme_names() {
-    let registered: BTreeSet<String> = experiments::registry()
-        .iter()
-        .filter(|entry| entry.max_attempts > 1)
-        .map(|entry| entry.kind.to_string())
-        .collect();
+    let registered: BTreeSet<String> =
+        experiments::registry().iter().filter(|entry| entry.max_attempts > 1).map(|entry| entry.kind.to_string()).collect();
     assert_eq!(registered, documented_restartable_kinds());
     for entry in experiments::registry() {
         assert!(entry.max_attempts == 1 || entry.max_attempts == experiments::RESTART_ATTEMPTS, "{}", entry.kind);
