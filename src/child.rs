@@ -55,11 +55,8 @@ pub struct ChildArgs {
 pub async fn run(args: ChildArgs) -> ! {
     // Once a handler is registered the default action (terminate) no longer applies: the
     // signal is queued in a stream nobody reads.
-    let _ignored_terms = if args.ignore_term {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
-    } else {
-        None
-    };
+    let _ignored_terms =
+        if args.ignore_term { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok() } else { None };
     if args.print_env {
         let mut names: Vec<String> = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned()).collect();
         names.sort();

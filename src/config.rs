@@ -213,9 +213,7 @@ fn host_name() -> String {
 }
 
 fn parse_replica_id(raw: &str) -> Result<String, String> {
-    let valid = !raw.is_empty()
-        && raw.len() <= 128
-        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    let valid = !raw.is_empty() && raw.len() <= 128 && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
     if valid { Ok(raw.to_string()) } else { Err("1 to 128 letters, digits, '.', '_', ':' or '-'".into()) }
 }
 

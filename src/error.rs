@@ -143,12 +143,9 @@ impl ApiError {
                 }],
                 None,
             ),
-            ApiError::Forbidden(reason) => (
-                "forbidden",
-                "Forbidden",
-                vec![FieldError { field: "Authorization".into(), reason: reason.clone() }],
-                None,
-            ),
+            ApiError::Forbidden(reason) => {
+                ("forbidden", "Forbidden", vec![FieldError { field: "Authorization".into(), reason: reason.clone() }], None)
+            }
             ApiError::PayloadTooLarge(limit) => (
                 "payload-too-large",
                 "Payload too large",
@@ -157,16 +154,12 @@ impl ApiError {
             ),
             ApiError::TooManyRequests { reason, .. } => ("too-many-requests", "Too many requests", Vec::new(), Some(reason.clone())),
             ApiError::Unavailable(reason) => ("unavailable", "Service unavailable", Vec::new(), Some(reason.clone())),
-            ApiError::Internal(_) => (
-                "internal",
-                "Internal error",
-                Vec::new(),
-                Some("the server failed; the error is in its log".to_string()),
-            ),
+            ApiError::Internal(_) => {
+                ("internal", "Internal error", Vec::new(), Some("the server failed; the error is in its log".to_string()))
+            }
         };
-        let detail = detail.unwrap_or_else(|| {
-            errors.iter().map(|error| format!("{}: {}", error.field, error.reason)).collect::<Vec<_>>().join("; ")
-        });
+        let detail = detail
+            .unwrap_or_else(|| errors.iter().map(|error| format!("{}: {}", error.field, error.reason)).collect::<Vec<_>>().join("; "));
         Problem {
             problem_type: format!("urn:asynclab:problem:{slug}"),
             title: title.into(),
@@ -220,9 +213,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Object(Default::default())));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|error| ApiError::bad_request("body", format!("malformed JSON: {error}")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|error| ApiError::bad_request("body", format!("malformed JSON: {error}")))
     }
 }
 

@@ -9,7 +9,13 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::try_parse().unwrap_or_else(|error| {
         // `run` keeps 2 for missed thresholds, so its usage errors exit 4.
         let run = std::env::args().nth(1).as_deref() == Some("run");
-        let code = if !error.use_stderr() { 0 } else if run { asynclab::client::Outcome::Usage.code() } else { 2 };
+        let code = if !error.use_stderr() {
+            0
+        } else if run {
+            asynclab::client::Outcome::Usage.code()
+        } else {
+            2
+        };
         let _ = error.print();
         std::process::exit(code)
     });

@@ -15,9 +15,7 @@ pub struct OutboundPolicy {
 impl OutboundPolicy {
     /// A policy allowing loopback and `allowed_hosts`.
     pub fn new(allowed_hosts: impl IntoIterator<Item = String>) -> Self {
-        OutboundPolicy {
-            allowed_hosts: allowed_hosts.into_iter().map(|host| host.trim().to_ascii_lowercase()).collect(),
-        }
+        OutboundPolicy { allowed_hosts: allowed_hosts.into_iter().map(|host| host.trim().to_ascii_lowercase()).collect() }
     }
 
     fn is_listed(&self, host: &str) -> bool {
@@ -37,10 +35,7 @@ impl OutboundPolicy {
         if allowed {
             Ok(())
         } else {
-            Err(format!(
-                "host {} is not allowed: only loopback and the hosts in ASYNCLAB_ALLOW_HOSTS",
-                url.host_str().unwrap_or_default()
-            ))
+            Err(format!("host {} is not allowed: only loopback and the hosts in ASYNCLAB_ALLOW_HOSTS", url.host_str().unwrap_or_default()))
         }
     }
 
@@ -48,10 +43,8 @@ impl OutboundPolicy {
     /// re-pointed at a forbidden address after the URL check.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
-            .await
-            .map_err(|error| format!("cannot resolve {host}: {error}"))?
-            .collect();
+        let addresses: Vec<SocketAddr> =
+            tokio::net::lookup_host((bare, port)).await.map_err(|error| format!("cannot resolve {host}: {error}"))?.collect();
         if addresses.is_empty() {
             return Err(format!("{host} resolves to no address"));
         }
@@ -77,7 +70,9 @@ fn is_allowed_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(ip) => !ip.is_link_local() && !ip.is_unspecified() && !ip.is_broadcast(),
         IpAddr::V6(ip) => {
-            ip != AWS_IPV6_METADATA && !ip.is_unspecified() && (ip.segments()[0] & 0xffc0) != 0xfe80
+            ip != AWS_IPV6_METADATA
+                && !ip.is_unspecified()
+                && (ip.segments()[0] & 0xffc0) != 0xfe80
                 && ip.to_ipv4_mapped().is_none_or(|v4| is_allowed_ip(IpAddr::V4(v4)))
         }
     }

@@ -42,10 +42,7 @@ impl Application {
     /// Connects the store, repairs what a dead process left, starts the runner and binds.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         if !config.bind.ip().is_loopback() && config.token.is_none() {
-            bail!(
-                "refusing to listen on {} without a token: set ASYNCLAB_TOKEN (or --token), or bind a loopback address",
-                config.bind
-            );
+            bail!("refusing to listen on {} without a token: set ASYNCLAB_TOKEN (or --token), or bind a loopback address", config.bind);
         }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
@@ -59,8 +56,7 @@ impl Application {
 
         let stopping = CancellationToken::new();
         let services = Arc::new(Services::build(&config).await?);
-        let bus =
-            EventBus::start(store.clone(), claimant.replica.clone(), &TaskTracker::new(), stopping.clone(), services.meters.clone());
+        let bus = EventBus::start(store.clone(), claimant.replica.clone(), &TaskTracker::new(), stopping.clone(), services.meters.clone());
         let runner = Runner::new(
             store.clone(),
             claimant,

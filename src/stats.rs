@@ -12,8 +12,7 @@ const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// A new latency histogram in microseconds, its memory fixed whatever is recorded.
 pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_TRACKABLE_MICROS, SIGNIFICANT_DIGITS)
-        .expect("histogram bounds are valid constants")
+    Histogram::new_with_bounds(1, MAX_TRACKABLE_MICROS, SIGNIFICANT_DIGITS).expect("histogram bounds are valid constants")
 }
 
 /// Percentiles of a latency distribution, in milliseconds.

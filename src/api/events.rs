@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
+use crate::api::state::AppState;
 use crate::error::{ApiError, AppPath, AppQuery, Problem};
 use crate::jobs::events::Live;
 use crate::jobs::{JobEvent, JobId, JobStatus};
-use crate::api::state::AppState;
 
 /// Comment lines keep idle streams open through proxies.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

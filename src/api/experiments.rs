@@ -1,19 +1,19 @@
 //! The catalogue of experiment kinds and launching one.
 
-use axum::{Extension, Json};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::auth::Principal;
 use super::baseline::gate_for_launch;
 use super::launch_options::{LaunchOptions, take_launch_options};
+use crate::api::auth::Principal;
+use crate::api::state::AppState;
 use crate::error::{ApiError, AppPath, AppQuery, JsonBody};
 use crate::experiments::{self, Availability, ExperimentEntry};
-use crate::api::state::AppState;
 use crate::store::NewJob;
 use crate::validation::FieldErrors;
 
@@ -168,23 +168,16 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|key| !key.is_empty() && key.chars().count() <= MAX_IDEMPOTENCY_KEY_CHARS)
-        .ok_or_else(|| {
-            ApiError::bad_request("Idempotency-Key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"))
-        })?;
+    let key = value.to_str().ok().filter(|key| !key.is_empty() && key.chars().count() <= MAX_IDEMPOTENCY_KEY_CHARS).ok_or_else(|| {
+        ApiError::bad_request("Idempotency-Key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"))
+    })?;
     Ok(Some(key.to_string()))
 }
 
 /// Answers a repeated idempotency key with the job it created, unless the request differs.
 fn replay(existing: crate::jobs::Job, kind: &str, params: &Value, options: &LaunchOptions) -> Result<Response, ApiError> {
     if existing.kind != kind || existing.params != *params || existing.labels != options.labels {
-        return Err(ApiError::conflict(
-            "Idempotency-Key",
-            format!("already used for job {} with other parameters", existing.id),
-        ));
+        return Err(ApiError::conflict("Idempotency-Key", format!("already used for job {} with other parameters", existing.id)));
     }
     Ok(accepted(existing, true))
 }

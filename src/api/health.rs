@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::api::state::AppState;
 use crate::error::{Problem, problem_body};
 use crate::validation::FieldError;
-use crate::api::state::AppState;
 
 /// How long readiness waits for the store.
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -72,7 +72,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         checks.insert(name.to_string(), dependency);
     }
     if failing.is_empty() {
-        return (StatusCode::OK, Json(Readiness { status: "ready".into(), replica: state.runner.replica_id().into(), checks })).into_response();
+        return (StatusCode::OK, Json(Readiness { status: "ready".into(), replica: state.runner.replica_id().into(), checks }))
+            .into_response();
     }
     let problem = Problem {
         problem_type: "urn:asynclab:problem:not-ready".into(),

@@ -2,20 +2,20 @@
 
 use std::time::Duration;
 
-use axum::{Extension, Json};
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::label_query::LabelledQuery;
 use crate::api::auth::Principal;
+use crate::api::state::AppState;
 use crate::error::{ApiError, AppPath, Problem};
-use crate::store::token::Role;
 use crate::jobs::runner::CancelOutcome;
 use crate::jobs::{Job, JobId, JobStatus};
-use uuid::Uuid;
-use crate::api::state::AppState;
 use crate::store::JobQuery;
+use crate::store::token::Role;
+use uuid::Uuid;
 
 /// Jobs per page when the caller does not say.
 const DEFAULT_PAGE: u32 = 50;
@@ -58,7 +58,10 @@ pub struct JobPage {
     responses((status = 200, body = JobPage),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json", description = "A malformed label filter")))]
-pub async fn list(State(state): State<AppState>, LabelledQuery(query, labels): LabelledQuery<ListQuery>) -> Result<Json<JobPage>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    LabelledQuery(query, labels): LabelledQuery<ListQuery>,
+) -> Result<Json<JobPage>, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request("limit", format!("must be between 1 and {MAX_PAGE}, got {limit}")));

@@ -10,9 +10,9 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::api::state::AppState;
 use crate::error::ApiError;
 use crate::jobs::JobId;
-use crate::api::state::AppState;
 
 /// Clients remembered by the launch limiter; past it, full buckets are forgotten first (a full
 /// bucket is what a new client gets anyway), so memory stays bounded whatever the callers.

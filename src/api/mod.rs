@@ -3,9 +3,9 @@
 
 pub mod access_token;
 pub mod auth;
-pub mod connections;
 pub mod baseline;
 pub mod compare;
+pub mod connections;
 pub mod docs;
 pub mod events;
 pub mod experiments;
@@ -97,7 +97,12 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("last-event-id"), HeaderName::from_static("idempotency-key")])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+                HeaderName::from_static("idempotency-key"),
+            ])
             .expose_headers([header::LOCATION, header::RETRY_AFTER, HeaderName::from_static("idempotent-replayed")]),
     )
 }

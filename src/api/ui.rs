@@ -12,8 +12,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::error::{ApiError, AppPath};
 use crate::api::state::AppState;
+use crate::error::{ApiError, AppPath};
 
 /// The policy of every dashboard response: this origin's files only.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -59,10 +59,7 @@ const fn js(name: &'static str, body: &'static str) -> Asset {
 
 /// The dashboard's routes, each response with the security headers.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(shell))
-        .route("/ui/{file}", get(asset))
-        .layer(middleware::from_fn(security_headers))
+    Router::new().route("/", get(shell)).route("/ui/{file}", get(asset)).layer(middleware::from_fn(security_headers))
 }
 
 /// Whether `path` is a dashboard route, served without a token (it carries no data).
@@ -75,10 +72,8 @@ async fn shell(headers: HeaderMap) -> Response {
 }
 
 async fn asset(AppPath(file): AppPath<String>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let asset = ASSETS
-        .iter()
-        .find(|asset| asset.name == file)
-        .ok_or_else(|| ApiError::not_found("file", format!("no dashboard file {file:?}")))?;
+    let asset =
+        ASSETS.iter().find(|asset| asset.name == file).ok_or_else(|| ApiError::not_found("file", format!("no dashboard file {file:?}")))?;
     Ok(serve(asset, &headers))
 }
 

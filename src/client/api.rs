@@ -81,7 +81,8 @@ impl Server {
 
     /// `GET /jobs/{id}`.
     pub async fn job(&self, id: &str) -> anyhow::Result<Value> {
-        let response = self.request(Method::GET, &format!("jobs/{id}"))?.timeout(REQUEST_TIMEOUT).send().await.context("cannot fetch the job")?;
+        let response =
+            self.request(Method::GET, &format!("jobs/{id}"))?.timeout(REQUEST_TIMEOUT).send().await.context("cannot fetch the job")?;
         let status = response.status();
         let body = response.text().await.context("the job answer broke off")?;
         if status != StatusCode::OK {
@@ -92,7 +93,12 @@ impl Server {
 
     /// `POST /jobs/{id}/cancel`; a job that already ended (409) is not an error.
     pub async fn cancel(&self, id: &str) -> anyhow::Result<()> {
-        let response = self.request(Method::POST, &format!("jobs/{id}/cancel"))?.timeout(REQUEST_TIMEOUT).send().await.context("cannot cancel the job")?;
+        let response = self
+            .request(Method::POST, &format!("jobs/{id}/cancel"))?
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("cannot cancel the job")?;
         let status = response.status();
         if status == StatusCode::OK || status == StatusCode::CONFLICT {
             return Ok(());
@@ -121,7 +127,8 @@ impl Server {
     pub async fn compare(&self, id: &str, baseline: &str, max_regression: &[String]) -> anyhow::Result<Option<Value>> {
         let query: Vec<(&str, &str)> = max_regression.iter().map(|tolerance| ("max_regression", tolerance.as_str())).collect();
         let path = format!("jobs/{id}/compare/{}", url::form_urlencoded::byte_serialize(baseline.as_bytes()).collect::<String>());
-        let response = self.request(Method::GET, &path)?.query(&query).timeout(REQUEST_TIMEOUT).send().await.context("cannot compare the job")?;
+        let response =
+            self.request(Method::GET, &path)?.query(&query).timeout(REQUEST_TIMEOUT).send().await.context("cannot compare the job")?;
         let status = response.status();
         let body = response.text().await.context("the comparison broke off")?;
         if status == StatusCode::NOT_FOUND && body.contains("\"baseline\"") {
@@ -139,7 +146,10 @@ impl Server {
         if after > 0 {
             request = request.header("Last-Event-ID", after.to_string());
         }
-        let response = request.send().await.map_err(|error| StreamError::Transient(anyhow::Error::new(error).context("cannot open the event stream")))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|error| StreamError::Transient(anyhow::Error::new(error).context("cannot open the event stream")))?;
         let status = response.status();
         if status == StatusCode::OK {
             return Ok(response);

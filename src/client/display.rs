@@ -129,7 +129,8 @@ mod tests {
 
     #[test]
     fn summaries_are_one_line() {
-        let progress = json!({"completed": 1312, "total": 2000, "current_rps": 14895.71234, "last_second": null, "status_counts": {"200": 5}});
+        let progress =
+            json!({"completed": 1312, "total": 2000, "current_rps": 14895.71234, "last_second": null, "status_counts": {"200": 5}});
         assert_eq!(summary(&progress), "completed=1312 current_rps=14895.712 status_counts={200=5} total=2000");
         assert_eq!(summary(&json!({"status": "running"})), "status=running");
     }

@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn values_are_json_when_they_parse_and_text_otherwise() {
         let params = apply(&["count=1000", "keep_alive=false", "url=http://h/{i}", "name=\"7\"", "headers={\"a\":1}", "rate=2.5"]);
-        assert_eq!(params, json!({"count": 1000, "keep_alive": false, "url": "http://h/{i}", "name": "7", "headers": {"a": 1}, "rate": 2.5}));
+        assert_eq!(
+            params,
+            json!({"count": 1000, "keep_alive": false, "url": "http://h/{i}", "name": "7", "headers": {"a": 1}, "rate": 2.5})
+        );
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn an_instrumented_runtime_counts_its_workers_and_blocking_threads() {
 async fn attributed_polls_count_once_when_nested() {
     let meter = CpuMeter::new();
     let inner = meter.attribute(async { burn(30_000) });
-    meter.attribute(async move { inner.await }).await;
+    meter.attribute(inner).await;
     let usage = meter.usage(CpuScope::SharedRuntime);
     assert!(usage.total_ms >= 30.0, "{usage:?}");
     assert!(usage.total_ms < 1_000.0, "counted once: {usage:?}");

@@ -56,10 +56,7 @@ where
     F::Output: Send + 'static,
 {
     cpu.instrument(&mut builder);
-    let runtime = builder
-        .enable_all()
-        .build()
-        .map_err(|error| ExperimentError::Internal(format!("cannot build a runtime: {error}")))?;
+    let runtime = builder.enable_all().build().map_err(|error| ExperimentError::Internal(format!("cannot build a runtime: {error}")))?;
     let task = runtime.spawn(workload);
     let outcome = runtime.block_on(async {
         tokio::select! {

@@ -2,14 +2,14 @@
 //! registry that wires every kind to its route, its OpenAPI schema and the catalogue.
 
 pub mod blocking_offload;
-pub mod dedicated_runtime;
 pub mod database;
+pub mod dedicated_runtime;
 pub mod file_io;
 pub mod http_fanout;
 pub mod redis_pool;
 pub mod runtime_echo;
-pub mod sftp;
 pub mod s3;
+pub mod sftp;
 pub mod structured_concurrency;
 pub mod subprocess;
 pub mod task_local;
@@ -22,8 +22,8 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use utoipa::{PartialSchema, ToSchema};
 use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::jobs::JobError;
 use crate::jobs::context::JobContext;
@@ -66,10 +66,7 @@ pub trait Experiment: Send + Sync + 'static {
 
     /// Runs the experiment. Dropping the future must stop all of its work: spawn into a
     /// `JoinSet`, never detach.
-    fn run(
-        ctx: JobContext,
-        params: Self::Params,
-    ) -> impl Future<Output = Result<Self::Report, ExperimentError>> + Send;
+    fn run(ctx: JobContext, params: Self::Params) -> impl Future<Output = Result<Self::Report, ExperimentError>> + Send;
 }
 
 /// How many times a replica may claim a job of a restartable kind.
@@ -188,8 +185,7 @@ fn entry<E: Experiment>() -> ExperimentEntry {
                 let params: E::Params = serde_json::from_value(params)
                     .map_err(|error| ExperimentError::Internal(format!("stored parameters unreadable: {error}")))?;
                 let report = E::run(ctx, params).await?;
-                serde_json::to_value(report)
-                    .map_err(|error| ExperimentError::Internal(format!("report unserializable: {error}")))
+                serde_json::to_value(report).map_err(|error| ExperimentError::Internal(format!("report unserializable: {error}")))
             })
             .boxed()
         },
@@ -260,11 +256,6 @@ pub struct Registry;
 impl JobKinds for Registry {
     fn start(&self, kind: &str, ctx: JobContext, params: Value) -> Option<RunFuture> {
         let run = (find(kind)?.run)(ctx, params);
-        Some(
-            async move {
-                run.await.map_err(|error| RunFailure { report: error.report().cloned(), error: error.to_job_error() })
-            }
-            .boxed(),
-        )
+        Some(async move { run.await.map_err(|error| RunFailure { report: error.report().cloned(), error: error.to_job_error() }) }.boxed())
     }
 }

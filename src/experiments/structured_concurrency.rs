@@ -172,8 +172,7 @@ pub struct Transition {
 
 impl Experiment for StructuredConcurrency {
     const KIND: &'static str = "structured-concurrency";
-    const SUMMARY: &'static str =
-        "JoinSet scope (TaskGroup) vs join_all (gather) vs settled (return_exceptions): who finished, who was cancelled, which errors surfaced";
+    const SUMMARY: &'static str = "JoinSet scope (TaskGroup) vs join_all (gather) vs settled (return_exceptions): who finished, who was cancelled, which errors surfaced";
     const RESTARTABLE: bool = true;
     type Params = StructuredConcurrencyParams;
     type Report = StructuredConcurrencyReport;
@@ -257,13 +256,8 @@ pub async fn run_scope(
             TaskOutcome::Cancelled => "cancelled",
         };
         let _ = transitions.try_send(Transition { task: task.name.clone(), state, settled: finish_order as usize, total });
-        settled[index_of[&id]] = Some(TaskReport {
-            name: task.name.clone(),
-            outcome,
-            finish_order,
-            elapsed_ms: millis(started.elapsed()),
-            error,
-        });
+        settled[index_of[&id]] =
+            Some(TaskReport { name: task.name.clone(), outcome, finish_order, elapsed_ms: millis(started.elapsed()), error });
     }
 
     let elapsed = started.elapsed();
@@ -275,11 +269,7 @@ pub async fn run_scope(
     }
     StructuredConcurrencyReport {
         mode,
-        caller: CallerView {
-            raised: !raised.is_empty(),
-            errors: raised,
-            returned_after_ms: millis(returned_after.unwrap_or(elapsed)),
-        },
+        caller: CallerView { raised: !raised.is_empty(), errors: raised, returned_after_ms: millis(returned_after.unwrap_or(elapsed)) },
         tasks,
         counts,
         elapsed_ms: millis(elapsed),

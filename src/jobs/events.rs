@@ -82,24 +82,11 @@ impl Drop for Subscription {
 impl EventBus {
     /// Starts the writer task on `tracker`; it writes as `replica`, the owner of the jobs it
     /// sequences.
-    pub fn start(
-        store: Arc<dyn JobStore>,
-        replica: String,
-        tracker: &TaskTracker,
-        shutdown: CancellationToken,
-        meters: Meters,
-    ) -> Self {
+    pub fn start(store: Arc<dyn JobStore>, replica: String, tracker: &TaskTracker, shutdown: CancellationToken, meters: Meters) -> Self {
         let (commands, queue) = mpsc::channel(COMMAND_CAPACITY);
         let live = LiveChannels::default();
-        let writer = Writer {
-            store,
-            replica,
-            live: live.clone(),
-            next_seq: HashMap::new(),
-            batch: Vec::new(),
-            shutdown: shutdown.clone(),
-            meters,
-        };
+        let writer =
+            Writer { store, replica, live: live.clone(), next_seq: HashMap::new(), batch: Vec::new(), shutdown: shutdown.clone(), meters };
         tracker.spawn(writer.run(queue));
         EventBus { commands, live, shutdown }
     }
@@ -221,8 +208,7 @@ impl Writer {
             }
             Command::Finish { job_id, finish, events, done } => {
                 self.flush().await;
-                let events: Vec<JobEvent> =
-                    events.into_iter().filter_map(|event| self.sequence(job_id, event)).collect();
+                let events: Vec<JobEvent> = events.into_iter().filter_map(|event| self.sequence(job_id, event)).collect();
                 let store = self.store.clone();
                 let replica = self.replica.clone();
                 let written = self

@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use records::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 use crate::compare::gate::Gate;
 use labels::{LabelSelector, Labels};
+pub use records::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 /// What a store operation can fail with. Its text is for logs only, never for API callers.
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +53,7 @@ impl From<anyhow::Error> for StoreError {
             cause.downcast_ref::<sqlx::Error>().is_some_and(is_unreachable)
                 || cause.downcast_ref::<StoreError>().is_some_and(StoreError::is_unreachable)
         };
-        if error.chain().any(unreachable) {
-            StoreError::Unreachable(error)
-        } else {
-            StoreError::Failed(error)
-        }
+        if error.chain().any(unreachable) { StoreError::Unreachable(error) } else { StoreError::Failed(error) }
     }
 }
 
@@ -321,8 +317,7 @@ pub fn queued_event() -> PendingEvent {
 fn rescue_verdict(owner: Option<&str>, attempts: i64, max_attempts: i64) -> (JobStatus, JobError) {
     let owner = owner.unwrap_or("an unknown replica");
     if attempts < max_attempts {
-        let message =
-            format!("{owner} stopped renewing the job's lease; queued again (attempt {} of {max_attempts})", attempts + 1);
+        let message = format!("{owner} stopped renewing the job's lease; queued again (attempt {} of {max_attempts})", attempts + 1);
         (JobStatus::Queued, JobError { kind: "requeued".into(), message })
     } else {
         let message = format!("{owner} stopped renewing the job's lease (it died or lost the database)");
@@ -363,14 +358,8 @@ mod tests {
         let data = Path::new("/var/lib/asynclab");
         assert_eq!(StoreLocation::from_url(None, data).unwrap(), StoreLocation::Sqlite(data.join("asynclab.db")));
         assert_eq!(StoreLocation::from_url(Some(""), data).unwrap(), StoreLocation::Sqlite(data.join("asynclab.db")));
-        assert_eq!(
-            StoreLocation::from_url(Some("postgres://u@h/db"), data).unwrap(),
-            StoreLocation::Postgres("postgres://u@h/db".into())
-        );
-        assert_eq!(
-            StoreLocation::from_url(Some("sqlite:///tmp/x.db"), data).unwrap(),
-            StoreLocation::Sqlite(PathBuf::from("/tmp/x.db"))
-        );
+        assert_eq!(StoreLocation::from_url(Some("postgres://u@h/db"), data).unwrap(), StoreLocation::Postgres("postgres://u@h/db".into()));
+        assert_eq!(StoreLocation::from_url(Some("sqlite:///tmp/x.db"), data).unwrap(), StoreLocation::Sqlite(PathBuf::from("/tmp/x.db")));
         assert!(StoreLocation::from_url(Some("mysql://h/db"), data).is_err());
     }
 }

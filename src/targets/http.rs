@@ -127,10 +127,7 @@ pub struct StatusEcho {
     responses((status = 200, body = StatusEcho, description = "The status asked for: 200 here"),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = "default", body = StatusEcho, description = "Whichever other status was asked for")))]
-pub async fn status(
-    State(stats): State<Arc<TargetStats>>,
-    AppPath(code): AppPath<u16>,
-) -> Result<impl IntoResponse, ApiError> {
+pub async fn status(State(stats): State<Arc<TargetStats>>, AppPath(code): AppPath<u16>) -> Result<impl IntoResponse, ApiError> {
     let status = StatusCode::from_u16(code)
         .ok()
         .filter(|_| (200..=599).contains(&code))

@@ -43,7 +43,8 @@ impl S3Endpoint {
     /// accepting only freshly generated credentials.
     pub async fn start(root: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root).with_context(|| format!("cannot create the S3 directory {}", root.display()))?;
-        let backend = s3s_fs::FileSystem::new(root).map_err(|error| anyhow::anyhow!("cannot serve {} over S3: {error:?}", root.display()))?;
+        let backend =
+            s3s_fs::FileSystem::new(root).map_err(|error| anyhow::anyhow!("cannot serve {} over S3: {error:?}", root.display()))?;
         let mut rng = StdRng::from_os_rng();
         let access_key_id = Alphanumeric.sample_string(&mut rng, ACCESS_KEY_LEN);
         let secret_access_key = Alphanumeric.sample_string(&mut rng, SECRET_KEY_LEN);

@@ -131,7 +131,12 @@ async fn json_output_is_the_stored_job(backend: Backend) {
     assert_eq!(printed, app.job(printed["id"].as_str().unwrap()).await);
     assert_eq!(printed["params"]["count"], 30, "-p overrides the file");
 
-    let queued = run_cli(&app.address, &["http-fanout", "-p", &format!("url={}/targets/hello/{{i}}", app.address), "-p", "count=5", "--no-wait"], &[]).await;
+    let queued = run_cli(
+        &app.address,
+        &["http-fanout", "-p", &format!("url={}/targets/hello/{{i}}", app.address), "-p", "count=5", "--no-wait"],
+        &[],
+    )
+    .await;
     assert_eq!(queued.status.code(), Some(0), "{}", stderr(&queued));
     let id = stdout(&queued).trim().to_string();
     assert_eq!(app.wait_until_ended(&id).await["status"], "succeeded");

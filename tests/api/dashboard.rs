@@ -12,9 +12,8 @@ use crate::webdriver::Browser;
 
 /// Where test artifacts go: `$CARGO_TARGET_DIR/test-artifacts`, or `target/test-artifacts`.
 fn artifacts_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     let dir = target.join("test-artifacts");
     std::fs::create_dir_all(&dir).expect("artifacts directory");
     dir
@@ -41,7 +40,9 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
     assert_eq!(disabled, true, "the unavailable experiment's Launch button is disabled");
 
     browser.click(&browser.wait_for("a[data-kind='http-fanout']").await).await;
-    browser.wait_until("the http-fanout form", "return location.hash === '#/experiments/http-fanout' && document.querySelector('#field-url')").await;
+    browser
+        .wait_until("the http-fanout form", "return location.hash === '#/experiments/http-fanout' && document.querySelector('#field-url')")
+        .await;
     let example = browser.property(&browser.wait_for("#field-count").await, "value").await;
     assert_eq!(example, "2000", "the form is filled with the catalogue's example");
 
@@ -73,7 +74,8 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
     assert_eq!(count, "100", "the form took the raw JSON's values");
     let method = browser.property(&browser.wait_for("#field-method").await, "value").await;
     assert_eq!(method, "", "a parameter left out of the JSON is left to the server's default");
-    let keep_alive = browser.execute("const k = document.querySelector('#field-keep_alive'); return [k.indeterminate, k.checked]", json!([])).await;
+    let keep_alive =
+        browser.execute("const k = document.querySelector('#field-keep_alive'); return [k.indeterminate, k.checked]", json!([])).await;
     assert_eq!(keep_alive, json!([true, false]), "a switch left out shows as mixed and is not sent");
 
     // 100 requests of 100 ms over 4 connections: about 2.5 s, several progress snapshots.
@@ -100,7 +102,11 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
         if status == "succeeded" && seen.last() == Some(&100.0) {
             break;
         }
-        assert!(!matches!(status.as_str(), "failed" | "cancelled" | "interrupted"), "the job ended {status}: {}", browser.page_text().await);
+        assert!(
+            !matches!(status.as_str(), "failed" | "cancelled" | "interrupted"),
+            "the job ended {status}: {}",
+            browser.page_text().await
+        );
         assert!(seen.len() < 10_000, "never finished");
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     }
@@ -114,7 +120,10 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
     let cpu = browser.text(&browser.wait_for("#cpu-summary").await).await;
     assert!(cpu.contains("ms CPU (user") && cpu.contains("requests per CPU-second") && cpu.contains("µs CPU per request"), "{cpu}");
     let charts = browser
-        .wait_until("three charts", "const ids = [...document.querySelectorAll('#charts figure')].map(f => f.id); return ids.length >= 3 && ids")
+        .wait_until(
+            "three charts",
+            "const ids = [...document.querySelectorAll('#charts figure')].map(f => f.id); return ids.length >= 3 && ids",
+        )
         .await;
     assert_eq!(charts, json!(["chart-rps", "chart-latency", "chart-histogram"]));
     // The report can show before the stream's `end` event arrives: wait for the end.
@@ -131,7 +140,10 @@ async fn the_dashboard_launches_a_fanout_and_follows_it_to_its_report() {
     // The job list shows it with its status badge.
     browser.execute("location.hash = '#/jobs'", json!([])).await;
     let badge = browser
-        .wait_until("the job's row", &format!("const b = document.querySelector('tr[data-job=\"{job_id}\"] .badge'); return b && b.textContent"))
+        .wait_until(
+            "the job's row",
+            &format!("const b = document.querySelector('tr[data-job=\"{job_id}\"] .badge'); return b && b.textContent"),
+        )
         .await;
     assert_eq!(badge, "succeeded");
 
@@ -200,7 +212,10 @@ async fn with_a_server_token_the_dashboard_asks_for_it_streams_with_it_and_cance
     browser.execute("location.hash = '#/jobs'", json!([])).await;
     browser.wait_until("two rows", "return document.querySelectorAll('#jobs-body tr[data-job]').length === 2").await;
     browser
-        .execute("const s = document.querySelector('#filter-status'); s.value = 'cancelled'; s.dispatchEvent(new Event('change'))", json!([]))
+        .execute(
+            "const s = document.querySelector('#filter-status'); s.value = 'cancelled'; s.dispatchEvent(new Event('change'))",
+            json!([]),
+        )
         .await;
     let kinds = browser
         .wait_until("the filtered list", "const rows = [...document.querySelectorAll('#jobs-body tr[data-job]')]; return rows.length === 1 && rows.map(r => r.cells[1].textContent)")
@@ -220,7 +235,9 @@ async fn a_dropped_event_stream_resumes_without_gaps_or_repeats() {
         .await;
     let browser = Browser::start().await;
     browser.goto(&app.url(&format!("/#/jobs/{id}"))).await;
-    browser.wait_until("the first log lines", "const l = document.querySelector('#log'); return l && l.textContent.split('\\n').length > 4").await;
+    browser
+        .wait_until("the first log lines", "const l = document.querySelector('#log'); return l && l.textContent.split('\\n').length > 4")
+        .await;
 
     // The server closes every event stream from now on (as when a replica shuts down); the
     // browser reconnects with Last-Event-ID, is replayed what it missed, and is dropped again,
@@ -285,10 +302,16 @@ async fn a_fanout_page_shows_a_live_per_endpoint_table_sortable_by_p99_and_failu
     browser.click(&browser.wait_for("#endpoint-table button[data-sort='p99_ms']").await).await;
     let sorted = browser.wait_until("p99 order", &format!("const k = (() => {{ {keys_in_order} }})(); return k[0] === 'slow' && k")).await;
     assert_eq!(sorted[0], "slow");
-    let heading = browser.execute("return document.querySelector('#endpoint-table button[data-sort=\"p99_ms\"]').parentElement.getAttribute('aria-sort')", json!([])).await;
+    let heading = browser
+        .execute(
+            "return document.querySelector('#endpoint-table button[data-sort=\"p99_ms\"]').parentElement.getAttribute('aria-sort')",
+            json!([]),
+        )
+        .await;
     assert_eq!(heading, "descending");
     browser.click(&browser.wait_for("#endpoint-table button[data-sort='failures']").await).await;
-    let sorted = browser.wait_until("failures order", &format!("const k = (() => {{ {keys_in_order} }})(); return k[0] !== 'slow' && k")).await;
+    let sorted =
+        browser.wait_until("failures order", &format!("const k = (() => {{ {keys_in_order} }})(); return k[0] !== 'slow' && k")).await;
     assert_eq!(sorted[0], json!(status_key));
     std::fs::write(artifacts_dir().join("dashboard-endpoints.png"), browser.screenshot().await).expect("screenshot written");
 

@@ -15,11 +15,9 @@ async fn dashboard_files_carry_security_and_cache_headers(backend: Backend) {
     let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
 
-    for (path, content_type) in [
-        ("/", "text/html; charset=utf-8"),
-        ("/ui/app.js", "text/javascript; charset=utf-8"),
-        ("/ui/app.css", "text/css; charset=utf-8"),
-    ] {
+    for (path, content_type) in
+        [("/", "text/html; charset=utf-8"), ("/ui/app.js", "text/javascript; charset=utf-8"), ("/ui/app.css", "text/css; charset=utf-8")]
+    {
         let response = get(&app, path).await;
         assert_eq!(response.status(), 200, "{path}");
         let headers = response.headers().clone();

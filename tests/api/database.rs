@@ -40,11 +40,9 @@ fn assert_exact_counts(target: &Value, rows: u64) {
 async fn every_step_and_mode_counts_exactly_on_both_targets_at_once(backend: Backend) {
     let databases = TargetDatabases::create().await;
     let (_database, app) = start(backend, &databases).await;
-    for (targets, mode, batch_size) in [
-        (json!(["postgres", "mysql"]), "multi_row", 250),
-        (json!(["postgres", "mysql"]), "per_row", 1),
-        (json!(["postgres"]), "copy", 300),
-    ] {
+    for (targets, mode, batch_size) in
+        [(json!(["postgres", "mysql"]), "multi_row", 250), (json!(["postgres", "mysql"]), "per_row", 1), (json!(["postgres"]), "copy", 300)]
+    {
         let id = app
             .launch_ok(
                 "database",
@@ -78,9 +76,7 @@ async fn every_step_and_mode_counts_exactly_on_both_targets_at_once(backend: Bac
 async fn progress_is_published_per_step_and_batch(backend: Backend) {
     let databases = TargetDatabases::create().await;
     let (_database, app) = start(backend, &databases).await;
-    let id = app
-        .launch_ok("database", &json!({"targets": ["mysql"], "rows": 400, "batch_size": 100, "steps": ["init", "insert"]}))
-        .await;
+    let id = app.launch_ok("database", &json!({"targets": ["mysql"], "rows": 400, "batch_size": 100, "steps": ["init", "insert"]})).await;
     let events = app.all_events(&id, None).await;
     let steps: Vec<String> = events
         .iter()
@@ -134,9 +130,8 @@ async fn readiness_lists_each_target_and_an_unreachable_one_does_not_stop_the_se
 async fn no_connection_outlives_the_server(backend: Backend) {
     let databases = TargetDatabases::create().await;
     let (_database, app) = start(backend, &databases).await;
-    let id = app
-        .launch_ok("database", &json!({"rows": 200, "concurrency": 8, "steps": ["init", "insert"], "insert_mode": "per_row"}))
-        .await;
+    let id =
+        app.launch_ok("database", &json!({"rows": 200, "concurrency": 8, "steps": ["init", "insert"], "insert_mode": "per_row"})).await;
     assert_eq!(app.wait_until_ended(&id).await["status"], "succeeded");
     assert!(databases.pg_connections().await > 0, "the pool keeps connections while the server runs");
     assert!(databases.mysql_connections().await > 0);

@@ -52,7 +52,10 @@ async fn cancelling_stops_the_running_flavour(backend: Backend) {
     let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let id = app
-        .launch_ok("runtime-echo", &json!({"flavours": ["multi_thread_2", "io_uring_2"], "connections": 4, "round_trips": 100_000, "message_bytes": 64}))
+        .launch_ok(
+            "runtime-echo",
+            &json!({"flavours": ["multi_thread_2", "io_uring_2"], "connections": 4, "round_trips": 100_000, "message_bytes": 64}),
+        )
         .await;
     for _ in 0..1000 {
         if app.job(&id).await["progress"]["completed_round_trips"].as_u64().unwrap_or(0) > 0 {

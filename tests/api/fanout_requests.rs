@@ -20,7 +20,12 @@ async fn recording_server() -> (String, Arc<Mutex<Vec<Seen>>>, tokio::task::Join
     let record = |State(seen): State<Arc<Mutex<Vec<Seen>>>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes| async move {
         let kind = headers.get("x-kind").and_then(|value| value.to_str().ok()).unwrap_or_default().to_string();
         let run = headers.get("x-run").and_then(|value| value.to_str().ok()).unwrap_or_default();
-        seen.lock().unwrap().push((method.to_string(), uri.path().to_string(), format!("{kind}/{run}"), String::from_utf8_lossy(&body).into_owned()));
+        seen.lock().unwrap().push((
+            method.to_string(),
+            uri.path().to_string(),
+            format!("{kind}/{run}"),
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
         "ok"
     };
     let router = axum::Router::new().fallback(record).with_state(seen.clone());

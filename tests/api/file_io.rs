@@ -9,7 +9,10 @@ async fn every_mode_reads_back_verified_bytes(backend: Backend) {
     let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let id = app
-        .launch_ok("file-io", &json!({"files": 3, "lines": 1000, "line_bytes": 64, "concurrency": 2, "subdir": "work", "chunk_bytes": 4096}))
+        .launch_ok(
+            "file-io",
+            &json!({"files": 3, "lines": 1000, "line_bytes": 64, "concurrency": 2, "subdir": "work", "chunk_bytes": 4096}),
+        )
         .await;
     let job = app.wait_until_ended(&id).await;
     assert_eq!(job["status"], "succeeded", "{job}");

@@ -148,13 +148,7 @@ impl TestApp {
         let server = tokio::spawn(application.run_until_stopped(async move {
             let _ = stopped.await;
         }));
-        TestApp {
-            api: ApiClient::new(address),
-            state,
-            shutdown: Some(shutdown),
-            server: Some(server),
-            data_dir,
-        }
+        TestApp { api: ApiClient::new(address), state, shutdown: Some(shutdown), server: Some(server), data_dir }
     }
 
     /// Stops the app gracefully and waits for it.
@@ -397,13 +391,59 @@ impl TestCertificates {
             let output = std::process::Command::new("openssl").args(args).output().expect("the openssl command runs");
             assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
         };
-        openssl(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", "/CN=asynclab test CA", "-keyout", &path("ca.key"), "-out", &path("ca.pem")]);
-        openssl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", &path("server.key"), "-out", &path("server.csr")]);
-        std::fs::write(folder.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-        openssl(&["x509", "-req", "-in", &path("server.csr"), "-CA", &path("ca.pem"), "-CAkey", &path("ca.key"),
-            "-CAcreateserial", "-days", "2", "-extfile", &path("server.ext"), "-out", &path("server.pem")]);
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=asynclab test CA",
+            "-keyout",
+            &path("ca.key"),
+            "-out",
+            &path("ca.pem"),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &path("server.key"),
+            "-out",
+            &path("server.csr"),
+        ]);
+        std::fs::write(
+            folder.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path("server.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &path("server.ext"),
+            "-out",
+            &path("server.pem"),
+        ]);
         TestCertificates {
             ca_certificate: folder.join("ca.pem"),
             server_certificate: folder.join("server.pem"),

@@ -34,9 +34,8 @@ async fn concurrent_launches_with_one_key_create_one_job(backend: Backend) {
     let database = TestDatabase::new(backend);
     let app = TestApp::start(&database, &[]).await;
     let params = json!({"mode": "settled", "tasks": [{"name": "a", "delay_ms": 1}]});
-    let launches = (0..8).map(|_| {
-        app.client.post(app.url("/experiments/structured-concurrency")).header("Idempotency-Key", "same").json(&params).send()
-    });
+    let launches = (0..8)
+        .map(|_| app.client.post(app.url("/experiments/structured-concurrency")).header("Idempotency-Key", "same").json(&params).send());
     let responses = futures_util::future::join_all(launches).await;
     let mut ids = std::collections::HashSet::new();
     for response in responses {
@@ -49,7 +48,4 @@ async fn concurrent_launches_with_one_key_create_one_job(backend: Backend) {
     app.stop().await;
 }
 
-crate::both_stores!(
-    a_repeated_key_returns_the_same_job,
-    concurrent_launches_with_one_key_create_one_job,
-);
+crate::both_stores!(a_repeated_key_returns_the_same_job, concurrent_launches_with_one_key_create_one_job,);

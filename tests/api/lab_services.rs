@@ -45,11 +45,7 @@ impl TargetDatabases {
     /// Connections open to the PostgreSQL database, seen by the server.
     pub async fn pg_connections(&self) -> i64 {
         let mut pg = PgConnection::connect(&format!("{PG_SERVER}/postgres")).await.unwrap();
-        sqlx::query_scalar("select count(*) from pg_stat_activity where datname = $1")
-            .bind(&self.name)
-            .fetch_one(&mut pg)
-            .await
-            .unwrap()
+        sqlx::query_scalar("select count(*) from pg_stat_activity where datname = $1").bind(&self.name).fetch_one(&mut pg).await.unwrap()
     }
 
     /// Connections open to the MariaDB database, seen by the server.

@@ -31,15 +31,15 @@ async fn labels_round_trip_and_filter(backend: Backend) {
     let main = app.get_json("/jobs?label=branch:main").await;
     assert_eq!(ids(&main), [main_b.clone(), main_a.clone()]);
     assert_eq!(main["jobs"][1]["labels"]["commit"], "aaa1111", "listed jobs carry their labels");
-    assert_eq!(ids(&app.get_json("/jobs?label=branch:main&label=env:staging").await), [main_b.clone()]);
-    assert_eq!(ids(&app.get_json("/jobs?label=branch:feature/x&kind=task-local").await), [feature.clone()]);
+    assert_eq!(ids(&app.get_json("/jobs?label=branch:main&label=env:staging").await), [main_b.as_str()]);
+    assert_eq!(ids(&app.get_json("/jobs?label=branch:feature/x&kind=task-local").await), [feature.as_str()]);
     assert!(ids(&app.get_json("/jobs?label=branch:main&kind=http-fanout").await).is_empty());
 
     let first = app.get_json("/jobs?label=branch:main&limit=1").await;
-    assert_eq!(ids(&first), [main_b.clone()]);
+    assert_eq!(ids(&first), [main_b.as_str()]);
     let cursor = first["next_cursor"].as_str().unwrap();
     let second = app.get_json(&format!("/jobs?label=branch:main&limit=1&cursor={cursor}")).await;
-    assert_eq!(ids(&second), [main_a.clone()]);
+    assert_eq!(ids(&second), [main_a.as_str()]);
     assert!(second["next_cursor"].is_null());
 
     for id in [&main_a, &main_b] {

@@ -57,16 +57,10 @@ async fn structured_concurrency_reports_each_task_and_its_transitions(backend: B
     let transitions: Vec<(String, String)> = events
         .iter()
         .filter(|event| event.event == "progress")
-        .map(|event| {
-            (event.data["data"]["task"].as_str().unwrap().into(), event.data["data"]["state"].as_str().unwrap().into())
-        })
+        .map(|event| (event.data["data"]["task"].as_str().unwrap().into(), event.data["data"]["state"].as_str().unwrap().into()))
         .collect();
     assert_eq!(transitions.len(), 6, "one progress event per task transition: {transitions:?}");
-    assert!(transitions.ends_with(&[
-        ("fast".into(), "ok".into()),
-        ("broken".into(), "error".into()),
-        ("slow".into(), "cancelled".into())
-    ]));
+    assert!(transitions.ends_with(&[("fast".into(), "ok".into()), ("broken".into(), "error".into()), ("slow".into(), "cancelled".into())]));
     let job = app.job(&id).await;
     assert_eq!(job["status"], "succeeded");
     let report = &job["result"];

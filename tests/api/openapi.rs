@@ -27,6 +27,4 @@ async fn the_served_document_is_the_generated_one(backend: Backend) {
     app.stop().await;
 }
 
-crate::both_stores!(
-    the_served_document_is_the_generated_one,
-);
+crate::both_stores!(the_served_document_is_the_generated_one,);

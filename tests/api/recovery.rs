@@ -101,12 +101,8 @@ async fn a_dead_replicas_job_is_interrupted_when_its_lease_expires() {
     assert_eq!(job["status"], "interrupted");
     assert_eq!(job["error"]["kind"], "interrupted");
     assert!(job["error"]["message"].as_str().unwrap().contains("dead-replica"), "{job}");
-    let statuses: Vec<String> = app
-        .all_events(&id, None)
-        .await
-        .iter()
-        .filter_map(|event| event.data["data"]["status"].as_str().map(str::to_owned))
-        .collect();
+    let statuses: Vec<String> =
+        app.all_events(&id, None).await.iter().filter_map(|event| event.data["data"]["status"].as_str().map(str::to_owned)).collect();
     assert_eq!(statuses, ["queued", "interrupted"]);
     app.stop().await;
 }
@@ -127,7 +123,4 @@ async fn a_dead_replicas_restartable_job_runs_again_elsewhere() {
     app.stop().await;
 }
 
-crate::both_stores!(
-    a_restart_interrupts_jobs_left_running_and_runs_queued_ones,
-    stored_results_and_events_survive_a_restart,
-);
+crate::both_stores!(a_restart_interrupts_jobs_left_running_and_runs_queued_ones, stored_results_and_events_survive_a_restart,);

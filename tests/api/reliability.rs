@@ -80,12 +80,8 @@ impl Drop for ServerProcess {
 
 /// Reads up to `count` events of `id` after `after` from a server, then drops the stream.
 async fn read_events(client: &reqwest::Client, address: &str, id: &str, after: i64, count: usize) -> Vec<SseEvent> {
-    let response = client
-        .get(format!("{address}/jobs/{id}/events"))
-        .header("Last-Event-ID", after.to_string())
-        .send()
-        .await
-        .expect("events request");
+    let response =
+        client.get(format!("{address}/jobs/{id}/events")).header("Last-Event-ID", after.to_string()).send().await.expect("events request");
     assert_eq!(response.status(), 200);
     let mut reader = crate::helpers::SseReader::new(response);
     let mut events = Vec::new();
@@ -153,7 +149,8 @@ async fn a_killed_server_keeps_every_event_a_client_saw_and_repairs_its_jobs_at_
 async fn a_client_resuming_at_100_random_points_sees_every_event_exactly_once() {
     let database = TestDatabase::new(Backend::Sqlite);
     let app = TestApp::start(&database, &["--child-exe", env!("CARGO_BIN_EXE_asynclab")]).await;
-    let params = json!({"processes": [{"program": "asynclab-child", "args": ["--lines", "1500", "--interval-ms", "2"], "timeout_ms": 60_000}]});
+    let params =
+        json!({"processes": [{"program": "asynclab-child", "args": ["--lines", "1500", "--interval-ms", "2"], "timeout_ms": 60_000}]});
     let id = app.launch_ok("subprocess", &params).await;
     let mut rng = SmallRng::seed_from_u64(7);
     let mut collected: Vec<SseEvent> = Vec::new();
@@ -167,7 +164,11 @@ async fn a_client_resuming_at_100_random_points_sees_every_event_exactly_once() 
     let seqs: Vec<i64> = collected.iter().map(|event| event.id.unwrap()).collect();
     let expected: Vec<i64> = (1..=stored.len() as i64).collect();
     let gaps = expected.iter().filter(|seq| !seqs.contains(seq)).count();
-    let duplicates = seqs.len() - { let mut unique = seqs.clone(); unique.dedup(); unique.len() };
+    let duplicates = seqs.len() - {
+        let mut unique = seqs.clone();
+        unique.dedup();
+        unique.len()
+    };
     println!("sse torture: 100 reconnections, {} events, {gaps} gaps, {duplicates} duplicates", seqs.len());
     assert_eq!(seqs, expected, "the resumed stream differs from the stored sequence");
     assert!(collected.iter().zip(&stored).all(|(seen, kept)| seen.data == kept.data));

@@ -138,10 +138,8 @@ async fn a_killed_replicas_jobs_are_rescued_once_within_the_lease_and_a_heartbea
     // B alone first, so it claims both jobs.
     let b = start_replica(&database, &dir_b, "replica-b", &["--max-running-jobs", "2"]).await;
     let plain = b.api.launch_ok("subprocess", &printing_job(1200)).await;
-    let restartable = b
-        .api
-        .launch_ok("structured-concurrency", &json!({"mode": "join_all", "tasks": [{"name": "slow", "delay_ms": 2000}]}))
-        .await;
+    let restartable =
+        b.api.launch_ok("structured-concurrency", &json!({"mode": "join_all", "tasks": [{"name": "slow", "delay_ms": 2000}]})).await;
     for id in [&plain, &restartable] {
         let job = b.api.wait_for(id, |status| status == "running").await;
         assert_eq!(job["replica"], "replica-b");
@@ -235,11 +233,8 @@ async fn a_sharded_fanout_runs_on_three_replicas_and_merges_their_reports_exactl
 
     // Its stream shows the shards' combined progress, up to the whole count.
     let events = stream_to_end(&replicas[0].api, &id).await;
-    let completed: Vec<u64> = events
-        .iter()
-        .filter(|event| event.event == "progress")
-        .filter_map(|event| event.data["data"]["completed"].as_u64())
-        .collect();
+    let completed: Vec<u64> =
+        events.iter().filter(|event| event.event == "progress").filter_map(|event| event.data["data"]["completed"].as_u64()).collect();
     assert_eq!(completed.last(), Some(&20_000), "{completed:?}");
     assert!(completed.windows(2).all(|pair| pair[0] <= pair[1]), "{completed:?}");
     drop(replicas);
@@ -250,12 +245,19 @@ async fn a_sharded_fanout_runs_on_three_replicas_and_merges_their_reports_exactl
 async fn cancelling_a_sharded_job_stops_its_shards() {
     let database = TestDatabase::new(Backend::Postgres);
     let app = crate::helpers::TestApp::start(&database, &["--max-running-jobs", "3"]).await;
-    let params = json!({"url": app.url("/targets/hello/{i}"), "duration_ms": 60_000, "max_connections": 2, "max_per_second": 100.0, "shards": 2});
+    let params =
+        json!({"url": app.url("/targets/hello/{i}"), "duration_ms": 60_000, "max_connections": 2, "max_per_second": 100.0, "shards": 2});
     let id = app.launch_ok("http-fanout", &params).await;
     let mut shard_ids = Vec::new();
     for _ in 0..500 {
         let listed = app.get_json("/jobs?status=running&kind=http-fanout").await;
-        shard_ids = listed["jobs"].as_array().unwrap().iter().filter(|job| job["parent_id"] == json!(id)).map(|job| job["id"].as_str().unwrap().to_string()).collect();
+        shard_ids = listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|job| job["parent_id"] == json!(id))
+            .map(|job| job["id"].as_str().unwrap().to_string())
+            .collect();
         if shard_ids.len() == 2 {
             break;
         }

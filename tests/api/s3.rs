@@ -205,7 +205,8 @@ async fn wrong_credentials_fail_with_a_refused_error(backend: Backend) {
 
 async fn a_missing_bucket_fails_with_a_clear_error(backend: Backend) {
     let (_database, app) = start(backend, &[]).await;
-    let error = run_failed(&app, json!({"bucket": "asynclab-no-such-bucket", "create_bucket": false, "objects": 1, "size_bytes": 10})).await;
+    let error =
+        run_failed(&app, json!({"bucket": "asynclab-no-such-bucket", "create_bucket": false, "objects": 1, "size_bytes": 10})).await;
     assert_eq!(error["kind"], "unavailable", "{error}");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("asynclab-no-such-bucket") && message.contains("create_bucket"), "{error}");

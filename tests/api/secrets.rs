@@ -26,8 +26,18 @@ async fn no_secret_reaches_the_store_the_events_or_the_log() {
     let log = std::fs::File::create(&log_path).unwrap();
     let client = reqwest::Client::new();
     let flags = [
-        "--token", TOKEN, "--sftp-url", SFTP_URL, "--sftp-password", SFTP_PASSWORD,
-        "--s3-endpoint", "http://127.0.0.1:5000", "--s3-access-key-id", "asynclab-secrets", "--s3-secret-access-key", S3_SECRET,
+        "--token",
+        TOKEN,
+        "--sftp-url",
+        SFTP_URL,
+        "--sftp-password",
+        SFTP_PASSWORD,
+        "--s3-endpoint",
+        "http://127.0.0.1:5000",
+        "--s3-access-key-id",
+        "asynclab-secrets",
+        "--s3-secret-access-key",
+        S3_SECRET,
     ];
     let (server, _) = ServerProcess::start_with(&data_dir, &client, &flags, (Stdio::from(log), "debug")).await;
     let authorized = |request: reqwest::RequestBuilder| request.bearer_auth(TOKEN);

@@ -159,10 +159,7 @@ pub async fn private_postgres() -> ServiceProcess {
         "max_connections=40",
     ]);
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    ServiceProcess::start("postgres", port, directory, postgres, "postgres", || async {
-        PgConnection::connect(&url).await.is_ok()
-    })
-    .await
+    ServiceProcess::start("postgres", port, directory, postgres, "postgres", || async { PgConnection::connect(&url).await.is_ok() }).await
 }
 
 /// A MariaDB of the test's own with a database `lab`: an empty data directory, no grant tables
@@ -184,10 +181,9 @@ pub async fn private_mariadb() -> ServiceProcess {
         .args([&format!("--port={port}"), "--bind-address=127.0.0.1", "--skip-grant-tables", "--skip-log-bin"])
         .args(["--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M", "--max-connections=40"]);
     let url = format!("mysql://root@127.0.0.1:{port}");
-    let service = ServiceProcess::start("mariadb", port, directory, mariadbd, "mysql", || async {
-        MySqlConnection::connect(&url).await.is_ok()
-    })
-    .await;
+    let service =
+        ServiceProcess::start("mariadb", port, directory, mariadbd, "mysql", || async { MySqlConnection::connect(&url).await.is_ok() })
+            .await;
     let mut admin = MySqlConnection::connect(&url).await.expect("MariaDB answers");
     sqlx::query("create database lab").execute(&mut admin).await.expect("create the lab database");
     service

@@ -54,7 +54,8 @@ async fn round_trip_through_openssh(backend: Backend) {
     assert_round_trip(&job, 5, 1_000_003);
     assert_eq!(job["result"]["in_process_server"], false);
     assert_eq!(job["result"]["target"], "sftp://asynclab-sftp@127.0.0.1:2222/");
-    let download = app.launch_ok("sftp", &json!({"direction": "download", "files": 3, "size_bytes": 70_000, "remote_dir": "lab-runs"})).await;
+    let download =
+        app.launch_ok("sftp", &json!({"direction": "download", "files": 3, "size_bytes": 70_000, "remote_dir": "lab-runs"})).await;
     let job = app.wait_until_ended(&download).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["result"]["upload"], serde_json::Value::Null);

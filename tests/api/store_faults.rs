@@ -13,13 +13,11 @@ use crate::helpers::{Backend, TestApp, TestDatabase};
 /// Terminates every other connection to `database`; returns how many.
 async fn terminate_backends(database: &str) -> i64 {
     let mut admin = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await.unwrap();
-    sqlx::query_scalar(
-        "select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
-    )
-    .bind(database)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap()
+    sqlx::query_scalar("select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()")
+        .bind(database)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

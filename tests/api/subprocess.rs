@@ -186,8 +186,7 @@ async fn cancelling_the_job_leaves_no_child_behind(backend: Backend) {
     let database = TestDatabase::new(backend);
     let app = start(&database, &[]).await;
     let marker = format!("orphan-check-{}", uuid::Uuid::new_v4().simple());
-    let hanging: Vec<Value> =
-        (0..3).map(|_| child(&["--lines", "1", "--hang", "--ignore-term", "--prefix", &marker], 60_000)).collect();
+    let hanging: Vec<Value> = (0..3).map(|_| child(&["--lines", "1", "--hang", "--ignore-term", "--prefix", &marker], 60_000)).collect();
     let id = app.launch_ok("subprocess", &json!({"processes": hanging})).await;
     let mut stream = app.open_events(&id, None).await;
     let mut started = 0;

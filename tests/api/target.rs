@@ -34,7 +34,8 @@ async fn the_target_process_serves_http_and_echo_and_stops_on_sigterm() {
     assert_eq!(&back, b"ping over tcp");
     drop(echo);
 
-    let stats: serde_json::Value = client.get(format!("http://127.0.0.1:{http_port}/targets/stats")).send().await.unwrap().json().await.unwrap();
+    let stats: serde_json::Value =
+        client.get(format!("http://127.0.0.1:{http_port}/targets/stats")).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["requests_served"], 1);
     assert_eq!(stats["connections_accepted"], 2, "one HTTP connection, one echo connection: {stats}");
 

@@ -118,10 +118,8 @@ async fn a_postgres_target_killed_mid_run_fails_only_its_job(backend: Backend) {
     let flags = ["--pg-target-url", &pg_url, "--mysql-target-url", &shared.mysql_url, "--redis-url", SHARED_REDIS_URL].map(String::from);
     let (_database, app) = start(backend, &flags).await;
     let doomed = app.launch_ok("database", &endless_database_job("postgres")).await;
-    let healthy = [
-        app.launch_ok("database", &healthy_database_job("mysql")).await,
-        app.launch_ok("redis", &redis_job(HEALTHY_REDIS_MS)).await,
-    ];
+    let healthy =
+        [app.launch_ok("database", &healthy_database_job("mysql")).await, app.launch_ok("redis", &redis_job(HEALTHY_REDIS_MS)).await];
     wait_for_work(&app, &doomed, rows_written).await;
     let lost = format!("server 127.0.0.1:{}", postgres.port);
     let (took, error) = kill_and_check(&app, &mut postgres, &doomed, &lost, &[&healthy[1]]).await;
@@ -137,10 +135,8 @@ async fn a_mariadb_target_killed_mid_run_fails_only_its_job(backend: Backend) {
     let flags = ["--pg-target-url", &shared.pg_url, "--mysql-target-url", &mysql_url, "--redis-url", SHARED_REDIS_URL].map(String::from);
     let (_database, app) = start(backend, &flags).await;
     let doomed = app.launch_ok("database", &endless_database_job("mysql")).await;
-    let healthy = [
-        app.launch_ok("database", &healthy_database_job("postgres")).await,
-        app.launch_ok("redis", &redis_job(HEALTHY_REDIS_MS)).await,
-    ];
+    let healthy =
+        [app.launch_ok("database", &healthy_database_job("postgres")).await, app.launch_ok("redis", &redis_job(HEALTHY_REDIS_MS)).await];
     wait_for_work(&app, &doomed, rows_written).await;
     let lost = format!("server 127.0.0.1:{}", mariadb.port);
     let (took, error) = kill_and_check(&app, &mut mariadb, &doomed, &lost, &[&healthy[1]]).await;
@@ -157,9 +153,8 @@ async fn a_redis_killed_mid_run_fails_only_its_job(backend: Backend) {
     flags.extend(["--redis-url".to_string(), redis_url]);
     let (_database, app) = start(backend, &flags).await;
     let doomed = app.launch_ok("redis", &redis_job(600_000)).await;
-    let healthy = [
-        app.launch_ok("database", &json!({"targets": ["postgres", "mysql"], "rows": 20_000, "batch_size": 100, "concurrency": 2})).await,
-    ];
+    let healthy =
+        [app.launch_ok("database", &json!({"targets": ["postgres", "mysql"], "rows": 20_000, "batch_size": 100, "concurrency": 2})).await];
     wait_for_work(&app, &doomed, |progress| progress["completed"].as_u64().unwrap_or(0) > 0).await;
     let lost = format!("redis 127.0.0.1:{}", redis.port);
     let (took, error) = kill_and_check(&app, &mut redis, &doomed, &lost, &[&healthy[0]]).await;

@@ -196,7 +196,8 @@ impl Browser {
 
     /// The page's text, for failure messages.
     pub async fn page_text(&self) -> String {
-        match self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "return document.body.innerText", "args": []}))).await {
+        match self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "return document.body.innerText", "args": []}))).await
+        {
             Ok(text) => text.as_str().unwrap_or_default().chars().take(2000).collect(),
             Err(error) => format!("(unreadable: {error})"),
         }

@@ -129,13 +129,7 @@ impl Experiment for BlockingOffload {
 
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
         let call = BlockingCall::prepare(&params.work, &ctx.services().outbound).await?;
-        let workload = Workload {
-            call,
-            mode: params.mode,
-            items: params.items,
-            concurrency: params.concurrency,
-            permits: params.permits,
-        };
+        let workload = Workload { call, mode: params.mode, items: params.items, concurrency: params.concurrency, permits: params.permits };
         let tally = Arc::new(Tally::default());
         let run = run_dedicated(workload, tally.clone(), ctx.cpu());
         tokio::pin!(run);
@@ -192,10 +186,7 @@ pub fn report(mode: OffloadMode, tally: &Tally, outcome: &WorkloadOutcome, cpu: 
         os_threads_used: tally.thread_count(),
         worker_threads: WORKER_THREADS,
         max_blocking_threads: MAX_BLOCKING_THREADS,
-        heartbeat: HeartbeatReport {
-            period_ms: millis(workload::HEARTBEAT_PERIOD),
-            lag: LatencySummary::from_micros(&outcome.lag),
-        },
+        heartbeat: HeartbeatReport { period_ms: millis(workload::HEARTBEAT_PERIOD), lag: LatencySummary::from_micros(&outcome.lag) },
         cpu,
     }
 }

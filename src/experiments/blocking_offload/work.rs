@@ -70,9 +70,7 @@ impl BlockingCall {
                     Some(query) => format!("{}?{query}", url.path()),
                     None => url.path().to_string(),
                 };
-                let request = format!(
-                    "GET {target} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: asynclab\r\nConnection: close\r\n\r\n"
-                );
+                let request = format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: asynclab\r\nConnection: close\r\n\r\n");
                 Ok(BlockingCall::Http(HttpRequest {
                     addresses,
                     request: request.into_bytes(),

@@ -129,9 +129,7 @@ async fn take_items(
                     None => None,
                 };
                 let (workload, tally, stop) = (workload.clone(), tally.clone(), stop.clone());
-                tokio::task::spawn_blocking(move || perform(&workload.call, &tally, &stop))
-                    .await
-                    .unwrap_or(ItemOutcome::Failed("panic"))
+                tokio::task::spawn_blocking(move || perform(&workload.call, &tally, &stop)).await.unwrap_or(ItemOutcome::Failed("panic"))
             }
         };
         tally.record(outcome);

@@ -25,11 +25,11 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
+pub use error::{DbError, DbErrorKind};
 pub use params::{DatabaseParams, DbTarget, InsertMode, Step};
 use progress::Board;
-pub use steps::{StepReport, TransactionReport};
 use steps::TargetRun;
-pub use error::{DbError, DbErrorKind};
+pub use steps::{StepReport, TransactionReport};
 use target::TargetPool;
 
 use super::{Experiment, ExperimentError};

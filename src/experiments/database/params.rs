@@ -126,7 +126,11 @@ fn default_statement_timeout_ms() -> u64 {
 impl Validate for DatabaseParams {
     fn validate(&self, errors: &mut FieldErrors) {
         let unique_targets = self.targets.windows(2).all(|pair| pair[0] != pair[1]);
-        errors.check(!self.targets.is_empty() && self.targets.len() <= 2 && unique_targets, "targets", "give postgres, mysql or both, once each");
+        errors.check(
+            !self.targets.is_empty() && self.targets.len() <= 2 && unique_targets,
+            "targets",
+            "give postgres, mysql or both, once each",
+        );
         errors.range("rows", self.rows, 1, MAX_ROWS);
         errors.range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE);
         errors.range("concurrency", self.concurrency, 1, MAX_CONCURRENCY);

@@ -12,9 +12,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
+use super::error::{DbError, DbErrorKind};
 use super::params::{DatabaseParams, InsertMode, Step};
 use super::progress::Board;
-use super::error::{DbError, DbErrorKind};
 use super::target::{TargetConnection, TargetPool};
 use crate::cpu::CpuMeter;
 use crate::stats::{LatencySummary, latency_histogram, millis};

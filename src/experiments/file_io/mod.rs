@@ -132,7 +132,12 @@ impl Experiment for FileIo {
         }
         let elapsed = started.elapsed();
         let total_bytes = file_bytes * u64::from(params.files);
-        let write = WritePhase { files: params.files, bytes: total_bytes, elapsed_ms: millis(elapsed), mb_per_s: per_second(total_bytes as f64 / 1e6, elapsed) };
+        let write = WritePhase {
+            files: params.files,
+            bytes: total_bytes,
+            elapsed_ms: millis(elapsed),
+            mb_per_s: per_second(total_bytes as f64 / 1e6, elapsed),
+        };
 
         let mut modes = Vec::with_capacity(params.modes.len());
         for mode in &params.modes {

@@ -116,8 +116,7 @@ impl Default for FileIoParams {
 /// Whether `name` is one plain directory name: a single normal path component.
 pub fn is_plain_name(name: &str) -> bool {
     let mut components = Path::new(name).components();
-    matches!((components.next(), components.next()), (Some(Component::Normal(_)), None))
-        && !name.contains(['/', '\\', '\0'])
+    matches!((components.next(), components.next()), (Some(Component::Normal(_)), None)) && !name.contains(['/', '\\', '\0'])
 }
 
 impl Validate for FileIoParams {

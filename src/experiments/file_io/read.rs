@@ -67,8 +67,8 @@ pub async fn read_file(
             let _tracked = cpu.track_current_thread();
             read_blocking(&path, chunk_bytes, &token)
         })
-            .await
-            .map_err(|error| std::io::Error::other(format!("blocking read failed: {error}")))?,
+        .await
+        .map_err(|error| std::io::Error::other(format!("blocking read failed: {error}")))?,
     }
 }
 
@@ -106,12 +106,7 @@ fn read_blocking(path: &std::path::Path, chunk_bytes: usize, token: &Cancellatio
         last = buffer[read - 1];
     }
     lines += u64::from(last != b'\n');
-    Ok(FileRead {
-        checksum: checksum.finish(),
-        bytes: checksum.bytes(),
-        lines,
-        thread: Some(std::thread::current().id()),
-    })
+    Ok(FileRead { checksum: checksum.finish(), bytes: checksum.bytes(), lines, thread: Some(std::thread::current().id()) })
 }
 
 /// Newlines in `data`.

@@ -57,15 +57,15 @@ impl H2Connections {
     async fn sender(&self, worker: usize, route: &Route<'_>, tally: &SharedTally) -> Result<Sender, FailureKind> {
         let mut slot = self.slots[worker % self.slots.len()].lock().await;
         if let Some((connected_to, sender)) = slot.as_ref()
-            && *connected_to == route.endpoint && !sender.is_closed() {
-                return Ok(sender.clone());
-            }
+            && *connected_to == route.endpoint
+            && !sender.is_closed()
+        {
+            return Ok(sender.clone());
+        }
         *slot = None;
         let stream =
             timeout(route.connect_timeout, route.dialer.connect(route.target)).await.map_err(|_| FailureKind::ConnectTimeout)??;
-        let (sender, driver) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .map_err(|error| classify(&error))?;
+        let (sender, driver) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.map_err(|error| classify(&error))?;
         self.drivers.lock().expect("driver set poisoned").spawn(async move {
             let _ = driver.await;
         });

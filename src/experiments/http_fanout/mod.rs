@@ -93,9 +93,10 @@ impl Experiment for HttpFanout {
     fn admit(params: &Self::Params, services: &Services, errors: &mut FieldErrors) {
         for kind in params.request_kinds() {
             if let Ok(url) = check_url(&kind.url.replace("{i}", "0"))
-                && let Err(reason) = services.outbound.check_url(&url) {
-                    errors.add(kind.field, reason);
-                }
+                && let Err(reason) = services.outbound.check_url(&url)
+            {
+                errors.add(kind.field, reason);
+            }
         }
     }
 
@@ -176,8 +177,7 @@ impl Experiment for HttpFanout {
         let model = if schedule.is_some() { LoadModel::Open } else { LoadModel::Closed };
         let target_rps = schedule.as_ref().map(ArrivalSchedule::mean_rate);
         let cpu = ctx.cpu().usage(CpuScope::DedicatedThreads);
-        let mut report =
-            reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, load.max_connections, load.is_shard, cpu);
+        let mut report = reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, load, cpu);
         ctx.services().meters.fanout_traffic(report.requests, report.bytes_sent, report.bytes_received);
         check_thresholds(&params, &mut report)?;
         Ok(report)
@@ -296,7 +296,11 @@ mod tests {
         tally.in_flight.store(in_flight, Ordering::Relaxed);
         let (backlog, mut taken) = mpsc::channel(2);
         // With a worker free the scheduler ends up waiting for room: give it a second of (paused) time.
-        let _ = tokio::time::timeout(Duration::from_secs(1), release_arrivals(&schedule, Instant::now(), RequestIndices::of(None), backlog, &tally, workers)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            release_arrivals(&schedule, Instant::now(), RequestIndices::of(None), backlog, &tally, workers),
+        )
+        .await;
         let mut indexes = Vec::new();
         while let Ok(arrival) = taken.try_recv() {
             indexes.push(arrival.index);

@@ -337,11 +337,7 @@ impl Validate for FanoutParams {
             );
         }
         errors.range("timeout_ms", self.timeout_ms, 1, MAX_TIMEOUT_MS);
-        errors.check(
-            self.keep_alive || self.http_version == HttpVersion::Http1,
-            "keep_alive",
-            "HTTP/2 always keeps its connections",
-        );
+        errors.check(self.keep_alive || self.http_version == HttpVersion::Http1, "keep_alive", "HTTP/2 always keeps its connections");
         if let Some(connect) = self.connect_timeout_ms {
             errors.range("connect_timeout_ms", connect, 1, MAX_TIMEOUT_MS);
         }
@@ -377,11 +373,7 @@ impl FanoutParams {
             errors.check(self.count.is_none(), "count", "not used by the open model: the schedule sets the count");
             errors.check(self.max_per_second.is_none(), "max_per_second", "not used by the open model: rate sets the pace");
             let arrivals: f64 = self.stages().iter().map(|step| step.rate * step.duration_ms as f64 / 1000.0).sum();
-            errors.check(
-                arrivals <= MAX_COUNT as f64,
-                "rate",
-                format!("the schedule has {arrivals:.0} requests, more than {MAX_COUNT}"),
-            );
+            errors.check(arrivals <= MAX_COUNT as f64, "rate", format!("the schedule has {arrivals:.0} requests, more than {MAX_COUNT}"));
         } else {
             errors.check(self.pool_timeout_ms.is_none(), "pool_timeout_ms", "only the open model waits for connections");
         }
@@ -390,7 +382,6 @@ impl FanoutParams {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -136,7 +136,11 @@ impl FanoutPlan {
                 headers.insert(name, value);
             }
             let method = kind.method.to_http();
-            let body = kind.target.and_then(|target| target.body.as_ref()).or(params.body.as_ref()).map_or_else(Bytes::new, |body| Bytes::from(body.clone()));
+            let body = kind
+                .target
+                .and_then(|target| target.body.as_ref())
+                .or(params.body.as_ref())
+                .map_or_else(Bytes::new, |body| Bytes::from(body.clone()));
             let http1 = EncodedRequest::new(&RequestParts {
                 method: &method,
                 path: &path,
@@ -230,12 +234,10 @@ mod tests {
 
     #[tokio::test]
     async fn template_requests_substitute_the_index() {
-        let plan = FanoutPlan::resolve(
-            &params(serde_json::json!({"url": "http://127.0.0.1:9/n/{i}", "count": 3})),
-            &OutboundPolicy::default(),
-        )
-        .await
-        .unwrap();
+        let plan =
+            FanoutPlan::resolve(&params(serde_json::json!({"url": "http://127.0.0.1:9/n/{i}", "count": 3})), &OutboundPolicy::default())
+                .await
+                .unwrap();
         assert_eq!(plan.endpoints.len(), 1);
         assert_eq!(plan.endpoints[0].authority, "127.0.0.1:9");
         assert_eq!(plan.request(41).path(41), "/n/41");
@@ -289,12 +291,9 @@ mod tests {
 
     #[tokio::test]
     async fn hosts_outside_the_allowlist_are_refused() {
-        let refused = FanoutPlan::resolve(
-            &params(serde_json::json!({"url": "http://192.0.2.1/", "count": 1})),
-            &OutboundPolicy::default(),
-        )
-        .await
-        .unwrap_err();
+        let refused = FanoutPlan::resolve(&params(serde_json::json!({"url": "http://192.0.2.1/", "count": 1})), &OutboundPolicy::default())
+            .await
+            .unwrap_err();
         assert!(matches!(refused, ExperimentError::Refused(_)), "{refused:?}");
     }
 }

@@ -10,8 +10,9 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::breakdown::{EndpointLabel, EndpointProgress, EndpointStats, endpoint_stats, live};
-use super::tally::{Interval, SharedTally};
+use super::load::LoadPlan;
 use super::shards::{RecordedLatency, ShardSummary};
+use super::tally::{Interval, SharedTally};
 use super::thresholds::ThresholdResult;
 use crate::cpu::CpuUsage;
 use crate::stats::{HistogramBucket, LatencySummary, log_buckets, millis};
@@ -203,15 +204,14 @@ impl Reporter {
     }
 
     /// The final report, with the breakdown of `labels`' endpoints and the CPU the run used; a
-    /// shard's (`is_shard`) with its recorded latencies for the merge.
+    /// shard's (`load.is_shard`) with its recorded latencies for the merge.
     pub fn report(
         mut self,
         tally: &SharedTally,
         labels: &[EndpointLabel],
         model: LoadModel,
         target_rps: Option<f64>,
-        max_connections: u32,
-        is_shard: bool,
+        load: &LoadPlan,
         cpu: CpuUsage,
     ) -> FanoutReport {
         let elapsed = self.started.elapsed();
@@ -240,7 +240,7 @@ impl Reporter {
             histogram: log_buckets(&merged.latency),
             series: self.series,
             connections_opened: tally.connections_opened.load(Ordering::Relaxed),
-            max_connections,
+            max_connections: load.max_connections,
             bytes_sent: tally.bytes_sent.load(Ordering::Relaxed),
             bytes_received: merged.body_bytes,
             endpoints: endpoint_stats(labels, &kinds, &merged, elapsed),
@@ -249,7 +249,7 @@ impl Reporter {
             cpu,
             thresholds: Vec::new(),
             shards: None,
-            recorded: is_shard.then(|| RecordedLatency::of(&merged, &kinds)),
+            recorded: load.is_shard.then(|| RecordedLatency::of(&merged, &kinds)),
         }
     }
 }

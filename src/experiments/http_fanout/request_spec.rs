@@ -109,11 +109,7 @@ pub fn validate_template(template: &str, field: &str, errors: &mut FieldErrors) 
 
 /// Checks extra headers: valid names and values, none the connection manages, no credentials.
 pub fn validate_headers(headers: &BTreeMap<String, String>, field: &str, errors: &mut FieldErrors) {
-    errors.check(
-        headers.len() <= MAX_HEADERS,
-        field,
-        format!("must hold at most {MAX_HEADERS} headers, got {}", headers.len()),
-    );
+    errors.check(headers.len() <= MAX_HEADERS, field, format!("must hold at most {MAX_HEADERS} headers, got {}", headers.len()));
     for (name, value) in headers {
         let at = format!("{field}.{name}");
         let Ok(parsed) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -154,7 +150,8 @@ pub fn weighted_cycle(weights: &[u32]) -> Vec<u16> {
             for (credit, weight) in current.iter_mut().zip(&weights) {
                 *credit += weight;
             }
-            let (chosen, _) = current.iter().enumerate().max_by_key(|&(index, credit)| (*credit, std::cmp::Reverse(index))).expect("at least one target");
+            let (chosen, _) =
+                current.iter().enumerate().max_by_key(|&(index, credit)| (*credit, std::cmp::Reverse(index))).expect("at least one target");
             current[chosen] -= total;
             u16::try_from(chosen).expect("targets are bounded by MAX_TARGETS")
         })
@@ -190,16 +187,11 @@ mod tests {
 
     #[test]
     fn managed_and_credential_headers_are_refused() {
-        let headers: BTreeMap<String, String> = [
-            ("x-trace", "1"),
-            ("Content-Length", "5"),
-            ("authorization", "Bearer x"),
-            ("bad name", "v"),
-            ("x-newline", "a\nb"),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect();
+        let headers: BTreeMap<String, String> =
+            [("x-trace", "1"), ("Content-Length", "5"), ("authorization", "Bearer x"), ("bad name", "v"), ("x-newline", "a\nb")]
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect();
         assert_eq!(
             fields(|errors| validate_headers(&headers, "headers", errors)),
             ["headers.Content-Length", "headers.authorization", "headers.bad name", "headers.x-newline"]

@@ -72,9 +72,9 @@ impl ArrivalSchedule {
 
     /// Every arrival's offset from the start, in order.
     pub fn offsets(&self) -> impl Iterator<Item = Duration> + '_ {
-        self.stages.iter().flat_map(|(start, rate, arrivals)| {
-            (0..*arrivals).map(move |index| *start + Duration::from_secs_f64(index as f64 / rate))
-        })
+        self.stages
+            .iter()
+            .flat_map(|(start, rate, arrivals)| (0..*arrivals).map(move |index| *start + Duration::from_secs_f64(index as f64 / rate)))
     }
 }
 

@@ -217,7 +217,8 @@ mod tests {
 
     #[test]
     fn per_target_limits_are_checked_against_their_endpoint() {
-        let (fast, slow) = (LatencySummary { p99_ms: 2.0, ..LatencySummary::default() }, LatencySummary { p99_ms: 40.0, ..LatencySummary::default() });
+        let (fast, slow) =
+            (LatencySummary { p99_ms: 2.0, ..LatencySummary::default() }, LatencySummary { p99_ms: 40.0, ..LatencySummary::default() });
         let limits = Limits { p99_ms: Some(10.0), ..Limits::default() };
         let thresholds = Thresholds {
             per_target: Some(BTreeMap::from([("fast".to_string(), limits.clone()), ("slow".to_string(), limits)])),

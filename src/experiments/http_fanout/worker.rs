@@ -112,10 +112,11 @@ pub async fn run_worker(fanout: Arc<Fanout>, worker: usize, busy_poll: Option<Ar
     let mut request_timer = RequestTimer::new(fanout.request_timeout);
     while let Some(arrival) = fanout.feed.next().await {
         if let Feed::Open { pool_timeout: Some(limit), .. } = &fanout.feed
-            && arrival.intended.elapsed() > *limit {
-                fanout.tally.record_error(worker, fanout.plan.request(arrival.index).kind, FailureKind::PoolTimeout);
-                continue;
-            }
+            && arrival.intended.elapsed() > *limit
+        {
+            fanout.tally.record_error(worker, fanout.plan.request(arrival.index).kind, FailureKind::PoolTimeout);
+            continue;
+        }
         let template = fanout.plan.request(arrival.index);
         fanout.tally.bytes_sent.fetch_add(template.http1.len(arrival.index) as u64, Ordering::Relaxed);
         fanout.tally.in_flight.fetch_add(1, Ordering::Relaxed);

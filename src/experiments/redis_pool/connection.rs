@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::resp::{MalformedReply, Reply, encode, parse};
-use crate::services::dependencies::{REDIS_CONNECT_TIMEOUT, RedisTarget};
 use crate::experiments::ExperimentError;
+use crate::services::dependencies::{REDIS_CONNECT_TIMEOUT, RedisTarget};
 
 /// Bytes a read asks the socket for at least: many replies of a pipeline at once.
 const READ_CHUNK: usize = 16 * 1024;
@@ -244,7 +244,10 @@ mod tests {
         assert!(matches!(error, RespError::Closed), "{error:?}");
         let server = RedisServer { host: "127.0.0.1".into(), port: 6390, username: None, password: None, database: None };
         let error = error.at(&server);
-        assert!(matches!(&error, ExperimentError::Connect(message) if message == "redis 127.0.0.1:6390: the server closed the connection"), "{error:?}");
+        assert!(
+            matches!(&error, ExperimentError::Connect(message) if message == "redis 127.0.0.1:6390: the server closed the connection"),
+            "{error:?}"
+        );
     }
 
     #[tokio::test]

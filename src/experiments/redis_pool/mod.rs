@@ -245,7 +245,15 @@ fn classify(error: fred::error::Error) -> ExperimentError {
     }
 }
 
-fn report(key_prefix: String, pool_size: u32, concurrency: u32, tally: Tally, elapsed: Duration, keys_deleted: u64, cpu: CpuUsage) -> RedisReport {
+fn report(
+    key_prefix: String,
+    pool_size: u32,
+    concurrency: u32,
+    tally: Tally,
+    elapsed: Duration,
+    keys_deleted: u64,
+    cpu: CpuUsage,
+) -> RedisReport {
     let ops: u64 = tally.counts.iter().sum();
     let seconds = elapsed.as_secs_f64().max(f64::EPSILON);
     let waiting = tally.wait_total.as_secs_f64();

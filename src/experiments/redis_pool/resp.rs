@@ -143,7 +143,10 @@ mod tests {
             (b"$0\r\n\r\n", bulk("")),
             (b"$-1\r\n", Reply::Bulk(None)),
             (b"*-1\r\n", Reply::Array(None)),
-            (b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n:1\r\n", Reply::Array(Some(vec![bulk("0"), Reply::Array(Some(vec![bulk("a"), Reply::Integer(1)]))]))),
+            (
+                b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n:1\r\n",
+                Reply::Array(Some(vec![bulk("0"), Reply::Array(Some(vec![bulk("a"), Reply::Integer(1)]))])),
+            ),
         ];
         for (wire, expected) in cases {
             let mut buf = wire.to_vec();
@@ -160,7 +163,14 @@ mod tests {
         }
         let (reply, used) = parse(wire).unwrap().unwrap();
         assert_eq!(used, wire.len());
-        assert_eq!(reply, Reply::Array(Some(vec![bulk("abc"), Reply::Error(Bytes::from_static(b"ERR no")), Reply::Array(Some(vec![Reply::Integer(12)]))])));
+        assert_eq!(
+            reply,
+            Reply::Array(Some(vec![
+                bulk("abc"),
+                Reply::Error(Bytes::from_static(b"ERR no")),
+                Reply::Array(Some(vec![Reply::Integer(12)]))
+            ]))
+        );
     }
 
     #[test]

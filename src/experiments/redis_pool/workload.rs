@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use super::connection::{Connection, RedisServer};
 use super::params::{Op, RedisParams};
 use super::pool::LabPool;
-use crate::services::dependencies::REDIS_COMMAND_TIMEOUT;
 use crate::experiments::ExperimentError;
+use crate::services::dependencies::REDIS_COMMAND_TIMEOUT;
 use crate::stats::latency_histogram;
 
 /// When the run stops issuing operations.
@@ -190,7 +190,13 @@ async fn run_task(shared: Arc<Shared>, seed: u64) -> Result<Tally, ExperimentErr
 }
 
 /// Runs one operation; returns how many commands it sent.
-async fn execute(op: Op, connection: &mut Connection, shared: &Shared, rng: &mut SmallRng, key: &mut Vec<u8>) -> Result<u64, ExperimentError> {
+async fn execute(
+    op: Op,
+    connection: &mut Connection,
+    shared: &Shared,
+    rng: &mut SmallRng,
+    key: &mut Vec<u8>,
+) -> Result<u64, ExperimentError> {
     let keyspace = shared.params.keyspace;
     let mut next_key = |family: &[u8], key: &mut Vec<u8>| {
         key.clear();

@@ -5,16 +5,16 @@
 //! connections close and the threads return.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Barrier};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::cpu::CpuMeter;
 use super::load::{ClientMeter, EchoLoad, FlavourRun, first_message, mismatch, stamp};
+use crate::cpu::CpuMeter;
 
 /// Submission queue entries of each thread's ring.
 const RING_ENTRIES: u32 = 1024;
@@ -35,7 +35,13 @@ type ThreadRun = (Duration, Vec<Vec<u32>>);
 
 /// Runs the load on `threads` threads, blocking the calling thread until all are done; their CPU
 /// is charged to `cpu`.
-pub fn run(load: EchoLoad, threads: u32, progress: &Arc<AtomicU64>, stop: &CancellationToken, cpu: &CpuMeter) -> Result<FlavourRun, UringFailure> {
+pub fn run(
+    load: EchoLoad,
+    threads: u32,
+    progress: &Arc<AtomicU64>,
+    stop: &CancellationToken,
+    cpu: &CpuMeter,
+) -> Result<FlavourRun, UringFailure> {
     let shares: Vec<u32> = (0..threads)
         .map(|thread| load.connections / threads + u32::from(thread < load.connections % threads))
         .filter(|&connections| connections > 0)
@@ -50,12 +56,10 @@ pub fn run(load: EchoLoad, threads: u32, progress: &Arc<AtomicU64>, stop: &Cance
                 let load = EchoLoad { connections, ..load };
                 let first_connection = shares[..index].iter().sum::<u32>();
                 let ready = &ready;
-                std::thread::Builder::new()
-                    .name(format!("{THREAD_NAME_PREFIX}{index}"))
-                    .spawn_scoped(scope, move || {
-                        let _tracked = cpu.track_current_thread();
-                        run_thread(load, first_connection, progress, stop, ready)
-                    })
+                std::thread::Builder::new().name(format!("{THREAD_NAME_PREFIX}{index}")).spawn_scoped(scope, move || {
+                    let _tracked = cpu.track_current_thread();
+                    run_thread(load, first_connection, progress, stop, ready)
+                })
             })
             .collect();
         handles

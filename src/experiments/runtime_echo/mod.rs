@@ -105,8 +105,7 @@ pub struct EchoProgress {
 
 impl Experiment for RuntimeEcho {
     const KIND: &'static str = "runtime-echo";
-    const SUMMARY: &'static str =
-        "TCP echo load on tokio current_thread vs multi_thread vs monoio io_uring runtimes: msg/s, MiB/s, RTT";
+    const SUMMARY: &'static str = "TCP echo load on tokio current_thread vs multi_thread vs monoio io_uring runtimes: msg/s, MiB/s, RTT";
     const RESTARTABLE: bool = true;
     type Params = RuntimeEchoParams;
     type Report = RuntimeEchoReport;
@@ -116,11 +115,8 @@ impl Experiment for RuntimeEcho {
     }
 
     async fn run(ctx: JobContext, params: Self::Params) -> Result<Self::Report, ExperimentError> {
-        let load = EchoLoad {
-            connections: params.connections,
-            round_trips: params.round_trips,
-            message_bytes: params.message_bytes as usize,
-        };
+        let load =
+            EchoLoad { connections: params.connections, round_trips: params.round_trips, message_bytes: params.message_bytes as usize };
         let mut runs = Vec::with_capacity(params.flavours.len());
         for (index, &flavour) in params.flavours.iter().enumerate() {
             let snapshot = |state, completed, msgs_per_s| EchoProgress {
@@ -155,7 +151,12 @@ impl Experiment for RuntimeEcho {
 
 /// Runs the load on a fresh runtime of `flavour` on threads of its own; dropping the future
 /// stops it. `completed` counts round trips as they finish; the threads' CPU is charged to `cpu`.
-pub async fn run_flavour(flavour: Flavour, load: EchoLoad, completed: Arc<AtomicU64>, cpu: &CpuMeter) -> Result<FlavourRun, ExperimentError> {
+pub async fn run_flavour(
+    flavour: Flavour,
+    load: EchoLoad,
+    completed: Arc<AtomicU64>,
+    cpu: &CpuMeter,
+) -> Result<FlavourRun, ExperimentError> {
     let failed = move |message: String| ExperimentError::Protocol(format!("{}: {message}", flavour.name()));
     let threads_cpu = cpu.clone();
     run_on_own_thread(&format!("{THREAD_NAME_PREFIX}driver"), cpu, move |stop| {
@@ -167,9 +168,11 @@ pub async fn run_flavour(flavour: Flavour, load: EchoLoad, completed: Arc<Atomic
                 builder
             }
             Flavour::IoUring1 | Flavour::IoUring2 => {
-                return io_uring_flavour::run(load, flavour.threads() as u32, &completed, &stop, &threads_cpu).map_err(|failure| match failure {
-                    UringFailure::Unavailable(reason) => ExperimentError::Unavailable(reason),
-                    UringFailure::Load(message) => failed(message),
+                return io_uring_flavour::run(load, flavour.threads() as u32, &completed, &stop, &threads_cpu).map_err(|failure| {
+                    match failure {
+                        UringFailure::Unavailable(reason) => ExperimentError::Unavailable(reason),
+                        UringFailure::Load(message) => failed(message),
+                    }
                 });
             }
         };
@@ -206,10 +209,8 @@ fn report(
     runs: &[(Flavour, FlavourRun, CpuUsage)],
     job_cpu: CpuUsage,
 ) -> Result<RuntimeEchoReport, ExperimentError> {
-    let baseline = runs
-        .iter()
-        .find(|(flavour, _, _)| *flavour == Flavour::CurrentThread)
-        .map(|(_, run, _)| rate(run.round_trips as f64, run));
+    let baseline =
+        runs.iter().find(|(flavour, _, _)| *flavour == Flavour::CurrentThread).map(|(_, run, _)| rate(run.round_trips as f64, run));
     let flavours: Vec<FlavourReport> = runs
         .iter()
         .map(|(flavour, run, cpu)| {

@@ -41,9 +41,10 @@ async fn one_byte_messages_and_a_single_connection_work() {
 
 #[tokio::test]
 async fn the_report_compares_against_current_thread() {
-    let params: RuntimeEchoParams =
-        serde_json::from_value(serde_json::json!({"flavours": ["current_thread", "io_uring_1"], "connections": 2, "round_trips": 10, "message_bytes": 64}))
-            .unwrap();
+    let params: RuntimeEchoParams = serde_json::from_value(
+        serde_json::json!({"flavours": ["current_thread", "io_uring_1"], "connections": 2, "round_trips": 10, "message_bytes": 64}),
+    )
+    .unwrap();
     let load = EchoLoad { connections: 2, round_trips: 10, message_bytes: 64 };
     let mut runs = Vec::new();
     for &flavour in &params.flavours {

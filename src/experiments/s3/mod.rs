@@ -97,8 +97,7 @@ pub struct S3Report {
 
 impl Experiment for S3 {
     const KIND: &'static str = "s3";
-    const SUMMARY: &'static str =
-        "Concurrent (multipart) S3 uploads, paginated listing, verified downloads and deletes under a request semaphore: MB/s, objects/s, latency";
+    const SUMMARY: &'static str = "Concurrent (multipart) S3 uploads, paginated listing, verified downloads and deletes under a request semaphore: MB/s, objects/s, latency";
     type Params = S3Params;
     type Report = S3Report;
 

@@ -252,9 +252,10 @@ mod tests {
 
     #[test]
     fn parts_per_object_rounds_up() {
-        let params: S3Params =
-            serde_json::from_value(serde_json::json!({ "size_bytes": 11 * MIB, "multipart_threshold_bytes": 5 * MIB, "part_bytes": 5 * MIB }))
-                .unwrap();
+        let params: S3Params = serde_json::from_value(
+            serde_json::json!({ "size_bytes": 11 * MIB, "multipart_threshold_bytes": 5 * MIB, "part_bytes": 5 * MIB }),
+        )
+        .unwrap();
         assert_eq!(params.parts_per_object(), 3);
         let params: S3Params = serde_json::from_value(serde_json::json!({ "size_bytes": 5 * MIB })).unwrap();
         assert_eq!(params.parts_per_object(), 1);

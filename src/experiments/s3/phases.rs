@@ -15,10 +15,10 @@ use utoipa::ToSchema;
 
 use super::params::S3Params;
 use super::target::classify;
-use crate::services::s3::S3Target;
 use super::transfer::Transfer;
 use crate::experiments::ExperimentError;
 use crate::jobs::context::JobContext;
+use crate::services::s3::S3Target;
 use crate::stats::{LatencySummary, latency_histogram, millis};
 
 /// How often progress is published while a phase runs.

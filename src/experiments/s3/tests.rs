@@ -56,11 +56,8 @@ async fn a_dropped_multipart_upload_is_aborted() {
     target.cleanups.close();
     tokio::time::timeout(Duration::from_secs(10), target.cleanups.wait()).await.expect("the abort finished");
     let root = data_dir.join("s3");
-    let parts_left = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(".upload_id-"))
-        .count();
+    let parts_left =
+        std::fs::read_dir(&root).unwrap().flatten().filter(|entry| entry.file_name().to_string_lossy().starts_with(".upload_id-")).count();
     assert_eq!(parts_left, 0, "part files left in {}", root.display());
     let listed = target.client.list_objects_v2().bucket("unit").prefix("dropped/").send().await.unwrap();
     assert!(listed.contents().is_empty(), "no object");

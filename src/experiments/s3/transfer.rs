@@ -143,10 +143,7 @@ impl Transfer {
         let expected = multipart_etag(completed.iter().map(|(_, _, digest)| digest));
         let upload = CompletedMultipartUpload::builder()
             .set_parts(Some(
-                completed
-                    .into_iter()
-                    .map(|(number, etag, _)| CompletedPart::builder().part_number(number).e_tag(etag).build())
-                    .collect(),
+                completed.into_iter().map(|(number, etag, _)| CompletedPart::builder().part_number(number).e_tag(etag).build()).collect(),
             ))
             .build();
         let output = self
@@ -209,11 +206,8 @@ impl Transfer {
         check_etag(&action, output.e_tag(), expected)?;
         let mut digest = ObjectDigest::new(self.part_bytes);
         let mut received = 0;
-        while let Some(chunk) = output
-            .body
-            .try_next()
-            .await
-            .map_err(|error| ExperimentError::Protocol(format!("{action}: the body broke off: {error}")))?
+        while let Some(chunk) =
+            output.body.try_next().await.map_err(|error| ExperimentError::Protocol(format!("{action}: the body broke off: {error}")))?
         {
             digest.update(&chunk);
             received += chunk.len() as u64;

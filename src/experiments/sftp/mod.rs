@@ -88,8 +88,7 @@ struct Progress {
 
 impl Experiment for Sftp {
     const KIND: &'static str = "sftp";
-    const SUMMARY: &'static str =
-        "bulk SFTP upload and download (russh-sftp) with files in parallel and pipelined requests, checksummed: MB/s, files/s, per-file latency";
+    const SUMMARY: &'static str = "bulk SFTP upload and download (russh-sftp) with files in parallel and pipelined requests, checksummed: MB/s, files/s, per-file latency";
     type Params = SftpParams;
     type Report = SftpReport;
 
@@ -189,7 +188,12 @@ async fn transfer_all(ctx: &JobContext, sftp: &Arc<RawSftpSession>, params: &Sft
 }
 
 /// Runs `transfer` for every file, `concurrency` at a time; returns each file's checksum and the timing.
-async fn run_phase<F, Fut>(ctx: &JobContext, phase: &'static str, params: &SftpParams, transfer: F) -> Result<(Vec<u64>, TransferPhase), ExperimentError>
+async fn run_phase<F, Fut>(
+    ctx: &JobContext,
+    phase: &'static str,
+    params: &SftpParams,
+    transfer: F,
+) -> Result<(Vec<u64>, TransferPhase), ExperimentError>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<u64, ExperimentError>> + Send + 'static,

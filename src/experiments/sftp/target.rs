@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use russh::Names;
 use russh::client::Session;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::Names;
 use russh_sftp::client::RawSftpSession;
 use secrecy::ExposeSecret;
 
@@ -43,21 +43,18 @@ async fn connect_inner(target: &SftpTarget) -> Result<SftpConnection, Experiment
     let seen = Arc::new(Mutex::new(None));
     let cipher = Arc::new(Mutex::new(None));
     let checker = HostKeyCheck { expected: target.known_host.clone(), seen: seen.clone(), cipher: cipher.clone() };
-    let mut ssh = russh::client::connect(Arc::new(config), (target.host.as_str(), target.port), checker).await.map_err(
-        |error| match error {
+    let mut ssh =
+        russh::client::connect(Arc::new(config), (target.host.as_str(), target.port), checker).await.map_err(|error| match error {
             russh::Error::IO(io) => ExperimentError::Connect(format!("{}: {io}", target.describe())),
             russh::Error::UnknownKey => ExperimentError::Refused(format!(
                 "the host key {} is not the configured ASYNCLAB_SFTP_KNOWN_HOST",
                 seen.lock().expect("host key slot poisoned").clone().unwrap_or_default()
             )),
             other => ExperimentError::Protocol(format!("SSH handshake with {}: {other}", target.describe())),
-        },
-    )?;
+        })?;
     let ssh_error = |error: russh::Error| ExperimentError::Protocol(format!("SSH: {error}"));
     let authenticated = match &target.credential {
-        SftpCredential::Password(password) => {
-            ssh.authenticate_password(&target.user, password.expose_secret()).await.map_err(ssh_error)?
-        }
+        SftpCredential::Password(password) => ssh.authenticate_password(&target.user, password.expose_secret()).await.map_err(ssh_error)?,
         SftpCredential::KeyFile(path) => {
             let key = russh::keys::load_secret_key(path, None)
                 .map_err(|error| ExperimentError::Unavailable(format!("cannot load the SFTP key file: {error}")))?;
@@ -66,11 +63,7 @@ async fn connect_inner(target: &SftpTarget) -> Result<SftpConnection, Experiment
         }
     };
     if !authenticated.success() {
-        return Err(ExperimentError::Refused(format!(
-            "authentication failed for user {:?} on {}",
-            target.user,
-            target.describe()
-        )));
+        return Err(ExperimentError::Refused(format!("authentication failed for user {:?} on {}", target.user, target.describe())));
     }
     let channel = ssh.channel_open_session().await.map_err(ssh_error)?;
     channel.request_subsystem(true, "sftp").await.map_err(ssh_error)?;

@@ -148,9 +148,10 @@ impl Experiment for Subprocess {
         let mut plan = Vec::with_capacity(params.processes.len());
         for (index, spec) in params.processes.iter().enumerate() {
             // Checked at launch, but a queued job may run on a server with another allowlist.
-            let program = ctx.services().programs.get(&spec.program).ok_or_else(|| {
-                ExperimentError::Refused(format!("processes[{index}].program: {:?} is not allowed here", spec.program))
-            })?;
+            let program =
+                ctx.services().programs.get(&spec.program).ok_or_else(|| {
+                    ExperimentError::Refused(format!("processes[{index}].program: {:?} is not allowed here", spec.program))
+                })?;
             plan.push((spec.clone(), program.clone()));
         }
         let settings = ProcessSettings {

@@ -114,11 +114,7 @@ mod tests {
     #[test]
     fn validation_names_each_bad_field() {
         let params = SubprocessParams {
-            processes: vec![ProcessSpec {
-                program: String::new(),
-                args: vec!["ok".into(), "nul\0".into()],
-                timeout_ms: 0,
-            }],
+            processes: vec![ProcessSpec { program: String::new(), args: vec!["ok".into(), "nul\0".into()], timeout_ms: 0 }],
             concurrency: 0,
             kill_after_ms: MAX_KILL_AFTER_MS + 1,
             max_lines: MAX_LINES + 1,

@@ -14,13 +14,13 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use utoipa::ToSchema;
 
+use super::output::{OutputCaps, StreamName, StreamReport, read_lines};
+use super::params::ProcessSpec;
+use super::{ProcessTransition, RunEvent};
 use crate::cpu::CpuMeter;
 use crate::cpu::process::ChildExit;
 use crate::cpu::thread::CpuTimes;
 use crate::services::programs::AllowedProgram;
-use super::output::{OutputCaps, StreamName, StreamReport, read_lines};
-use super::params::ProcessSpec;
-use super::{ProcessTransition, RunEvent};
 use crate::stats::millis;
 
 /// The only environment a child gets.

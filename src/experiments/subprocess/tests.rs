@@ -1,8 +1,8 @@
 //! Unit tests of the process runner with real programs from /usr/bin or /bin.
 
 use super::*;
-use crate::services::programs::ProgramAllowlist;
 use crate::experiments::subprocess::output::StreamName;
+use crate::services::programs::ProgramAllowlist;
 
 fn allowed(name: &str) -> AllowedProgram {
     ProgramAllowlist::resolve(&[name.to_string()], None).get(name).cloned().expect("program on this machine")

@@ -7,8 +7,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::{JOB_COLUMNS, QUEUED_CHANNEL, append_next_event, job_from_row, notify, notify_stored};
-use crate::store::{Job, JobEvent, JobId, JobStatus, PendingEvent};
 use crate::store::{Claimant, Renewal, StoreError, rescue_verdict};
+use crate::store::{Job, JobEvent, JobId, JobStatus, PendingEvent};
 
 /// How long a queued shard waits for a replica not yet running one of its siblings before
 /// any replica may take it.
@@ -45,10 +45,8 @@ pub(super) async fn claim_next(pool: &PgPool, claimant: &Claimant) -> Result<Opt
         return Ok(None);
     };
     let job = job_from_row(&row)?;
-    let last: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from job_event where job_id = $1")
-        .bind(job.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let last: i64 =
+        sqlx::query_scalar("select coalesce(max(seq), 0) from job_event where job_id = $1").bind(job.id).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(Some((job, last)))
 }
@@ -98,8 +96,7 @@ pub(super) async fn rescue_expired(pool: &PgPool) -> Result<Vec<JobEvent>, Store
     let mut events = Vec::with_capacity(expired.len());
     let mut requeued = false;
     for job in expired {
-        let (status, error) =
-            rescue_verdict(job.owner.as_deref(), job.attempts.into(), job.max_attempts.into());
+        let (status, error) = rescue_verdict(job.owner.as_deref(), job.attempts.into(), job.max_attempts.into());
         let updated = sqlx::query(
             "update job set status = $2, \
                     finished_at = case when $2 = 'queued' then null else now() end, \

@@ -113,10 +113,7 @@ fn event_from_row(row: &PgRow) -> Result<JobEvent, StoreError> {
     })
 }
 
-async fn insert_events<'c>(
-    executor: impl sqlx::PgExecutor<'c>,
-    events: &[JobEvent],
-) -> Result<(), StoreError> {
+async fn insert_events<'c>(executor: impl sqlx::PgExecutor<'c>, events: &[JobEvent]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -140,26 +137,16 @@ async fn insert_events<'c>(
 }
 
 /// Appends one event after the job's last, inside the caller's transaction.
-async fn append_next_event(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    id: JobId,
-    event: PendingEvent,
-) -> Result<JobEvent, StoreError> {
-    let last: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from job_event where job_id = $1")
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
+async fn append_next_event(tx: &mut sqlx::Transaction<'_, Postgres>, id: JobId, event: PendingEvent) -> Result<JobEvent, StoreError> {
+    let last: i64 =
+        sqlx::query_scalar("select coalesce(max(seq), 0) from job_event where job_id = $1").bind(id).fetch_one(&mut **tx).await?;
     let event = event.sequenced(id, last + 1);
     insert_events(&mut **tx, std::slice::from_ref(&event)).await?;
     Ok(event)
 }
 
 /// Tells every replica, when the transaction commits, that these events are stored.
-async fn notify_stored<'c>(
-    executor: impl sqlx::PgExecutor<'c>,
-    replica: &str,
-    events: &[JobEvent],
-) -> Result<(), StoreError> {
+async fn notify_stored<'c>(executor: impl sqlx::PgExecutor<'c>, replica: &str, events: &[JobEvent]) -> Result<(), StoreError> {
     let mut last: Vec<(JobId, i64)> = Vec::new();
     for event in events {
         match last.iter_mut().find(|(job_id, _)| *job_id == event.job_id) {
@@ -239,18 +226,13 @@ impl JobStore for PgJobStore {
     }
 
     async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(&format!("select {JOB_COLUMNS} from job where idempotency_key = $1"))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query(&format!("select {JOB_COLUMNS} from job where idempotency_key = $1")).bind(key).fetch_optional(&self.pool).await?;
         self.with_labels(row.as_ref().map(job_from_row).transpose()?).await
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(&format!("select {JOB_COLUMNS} from job where id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!("select {JOB_COLUMNS} from job where id = $1")).bind(id).fetch_optional(&self.pool).await?;
         self.with_labels(row.as_ref().map(job_from_row).transpose()?).await
     }
 
@@ -280,9 +262,7 @@ impl JobStore for PgJobStore {
     }
 
     async fn count_queued(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("select count(*) from job where status = 'queued'")
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 = sqlx::query_scalar("select count(*) from job where status = 'queued'").fetch_one(&self.pool).await?;
         Ok(u64::try_from(count)?)
     }
 
@@ -300,10 +280,8 @@ impl JobStore for PgJobStore {
 
     async fn request_cancel(&self, id: JobId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query("update job set cancel_requested = true where id = $1 and status = 'running'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let updated =
+            sqlx::query("update job set cancel_requested = true where id = $1 and status = 'running'").bind(id).execute(&mut *tx).await?;
         if updated.rows_affected() == 0 {
             tx.rollback().await?;
             return Ok(false);
@@ -319,21 +297,15 @@ impl JobStore for PgJobStore {
         job_ids.dedup();
         let mut tx = self.pool.begin().await?;
         // A share lock: a rescuer's update waits for these events, and then sees them.
-        let owned: Vec<Uuid> = sqlx::query_scalar(
-            "select id from job where id = any($1) and status = 'running' and owner = $2 for share",
-        )
-        .bind(&job_ids)
-        .bind(replica)
-        .fetch_all(&mut *tx)
-        .await?;
+        let owned: Vec<Uuid> = sqlx::query_scalar("select id from job where id = any($1) and status = 'running' and owner = $2 for share")
+            .bind(&job_ids)
+            .bind(replica)
+            .fetch_all(&mut *tx)
+            .await?;
         let kept: Vec<JobEvent> = events.iter().filter(|event| owned.contains(&event.job_id)).cloned().collect();
         insert_events(&mut *tx, &kept).await?;
         for (job_id, progress) in super::latest_progress(&kept) {
-            sqlx::query("update job set progress = $2 where id = $1")
-                .bind(job_id)
-                .bind(progress)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("update job set progress = $2 where id = $1").bind(job_id).bind(progress).execute(&mut *tx).await?;
         }
         notify_stored(&mut *tx, replica, &kept).await?;
         tx.commit().await?;

@@ -5,8 +5,8 @@ use chrono::Utc;
 use sqlx::SqlitePool;
 
 use super::{BEGIN_WRITE, JOB_COLUMNS, append_next_event, decode_id, encode_id, encode_json, encode_time, job_from_row, last_seq};
-use crate::store::{Job, JobEvent, JobId, JobStatus, PendingEvent};
 use crate::store::{Claimant, Renewal, StoreError, rescue_verdict};
+use crate::store::{Job, JobEvent, JobId, JobStatus, PendingEvent};
 
 /// Claims the oldest queued job.
 pub(super) async fn claim_next(writer: &SqlitePool, claimant: &Claimant) -> Result<Option<(Job, i64)>, StoreError> {

@@ -24,8 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::mpsc;
@@ -72,9 +71,7 @@ impl SqliteJobStore {
     /// exist, and runs the migrations.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+            tokio::fs::create_dir_all(parent).await.with_context(|| format!("cannot create the directory {}", parent.display()))?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -89,10 +86,7 @@ impl SqliteJobStore {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
-        sqlx::migrate!("./migrations_sqlite")
-            .run(&writer)
-            .await
-            .context("cannot migrate the SQLite database")?;
+        sqlx::migrate!("./migrations_sqlite").run(&writer).await.context("cannot migrate the SQLite database")?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READER_CONNECTIONS)
             .acquire_timeout(READER_ACQUIRE_TIMEOUT)
@@ -119,7 +113,8 @@ fn encode_time(at: DateTime<Utc>) -> String {
 fn decode_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
-        .with_context(|| format!("invalid stored timestamp {text:?}")).map_err(StoreError::from)
+        .with_context(|| format!("invalid stored timestamp {text:?}"))
+        .map_err(StoreError::from)
 }
 
 fn decode_optional_time(text: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -161,9 +156,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         params: decode_json(&params)?,
         progress: decode_optional_json(row.try_get("progress")?)?,
         result: decode_optional_json(row.try_get("result")?)?,
-        error: decode_optional_json(error)?
-            .map(serde_json::from_value::<JobError>)
-            .transpose()?,
+        error: decode_optional_json(error)?.map(serde_json::from_value::<JobError>).transpose()?,
         timeout_ms: u64::try_from(timeout_ms).unwrap_or(0),
         created_at: decode_time(&created_at)?,
         started_at: decode_optional_time(row.try_get("started_at")?)?,
@@ -215,11 +208,7 @@ async fn last_seq(conn: &mut SqliteConnection, id: JobId) -> Result<i64, StoreEr
 }
 
 /// Appends one event after the job's last, inside the caller's transaction.
-async fn append_next_event(
-    conn: &mut SqliteConnection,
-    id: JobId,
-    event: PendingEvent,
-) -> Result<JobEvent, StoreError> {
+async fn append_next_event(conn: &mut SqliteConnection, id: JobId, event: PendingEvent) -> Result<JobEvent, StoreError> {
     let last = last_seq(conn, id).await?;
     let event = event.sequenced(id, last + 1);
     insert_events(conn, std::slice::from_ref(&event)).await?;
@@ -265,10 +254,7 @@ impl JobStore for SqliteJobStore {
                 stored.labels = job.labels;
                 insert_events(&mut tx, &[queued_event().sequenced(stored.id, 1)]).await?;
                 tx.commit().await?;
-                Ok(Inserted {
-                    job: stored,
-                    created: true,
-                })
+                Ok(Inserted { job: stored, created: true })
             }
             None => {
                 let row = sqlx::query(&format!("select {JOB_COLUMNS} from job where idempotency_key = ?1"))
@@ -276,10 +262,7 @@ impl JobStore for SqliteJobStore {
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.rollback().await?;
-                Ok(Inserted {
-                    job: self.with_labels(Some(job_from_row(&row)?)).await?.expect("the job was just read"),
-                    created: false,
-                })
+                Ok(Inserted { job: self.with_labels(Some(job_from_row(&row)?)).await?.expect("the job was just read"), created: false })
             }
         }
     }
@@ -293,10 +276,8 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(&format!("select {JOB_COLUMNS} from job where id = ?1"))
-            .bind(encode_id(id))
-            .fetch_optional(&self.reader)
-            .await?;
+        let row =
+            sqlx::query(&format!("select {JOB_COLUMNS} from job where id = ?1")).bind(encode_id(id)).fetch_optional(&self.reader).await?;
         self.with_labels(row.as_ref().map(job_from_row).transpose()?).await
     }
 
@@ -326,9 +307,7 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn count_queued(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("select count(*) from job where status = 'queued'")
-            .fetch_one(&self.reader)
-            .await?;
+        let count: i64 = sqlx::query_scalar("select count(*) from job where status = 'queued'").fetch_one(&self.reader).await?;
         Ok(u64::try_from(count)?)
     }
 
@@ -361,12 +340,11 @@ impl JobStore for SqliteJobStore {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let mut dropped = Vec::new();
         for &id in &job_ids {
-            let owned: Option<i64> =
-                sqlx::query_scalar("select 1 from job where id = ?1 and status = 'running' and owner = ?2")
-                    .bind(encode_id(id))
-                    .bind(replica)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let owned: Option<i64> = sqlx::query_scalar("select 1 from job where id = ?1 and status = 'running' and owner = ?2")
+                .bind(encode_id(id))
+                .bind(replica)
+                .fetch_optional(&mut *tx)
+                .await?;
             if owned.is_none() {
                 dropped.push(id);
             }
@@ -387,9 +365,7 @@ impl JobStore for SqliteJobStore {
     async fn finish_job(&self, replica: &str, id: JobId, finish: &Finish, events: &[JobEvent]) -> Result<bool, StoreError> {
         let error = finish.error.as_ref().map(serde_json::to_value).transpose()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let progress = super::latest_progress(events)
-            .into_iter()
-            .find(|(job_id, _)| *job_id == id);
+        let progress = super::latest_progress(events).into_iter().find(|(job_id, _)| *job_id == id);
         let updated = sqlx::query(
             "update job set status = ?2, result = ?3, error = ?4, finished_at = ?5, lease_until = null, \
              progress = coalesce(?6, progress) where id = ?1 and status = 'running' and owner = ?7",
@@ -413,10 +389,7 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn cancel_queued(&self, id: JobId) -> Result<Option<JobEvent>, StoreError> {
-        let error = JobError {
-            kind: "cancelled".into(),
-            message: "cancelled before it started".into(),
-        };
+        let error = JobError { kind: "cancelled".into(), message: "cancelled before it started".into() };
         let error_json = serde_json::to_value(&error)?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let updated = sqlx::query(

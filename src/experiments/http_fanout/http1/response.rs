@@ -247,4 +247,3 @@ fn advance_chunked(chunk: Chunk, rest: &[u8]) -> Result<Option<(usize, u64, Body
     };
     Ok(Some(step))
 }
-

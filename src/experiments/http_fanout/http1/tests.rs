@@ -87,7 +87,8 @@ async fn content_length_responses_split_anywhere() {
 
 #[tokio::test]
 async fn chunked_bodies_with_extensions_and_trailers_split_anywhere() {
-    let response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;ext=1\r\nhello\r\nA \r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    let response =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;ext=1\r\nhello\r\nA \r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n";
     assert_split_anywhere(response, (Ok((200, 15)), true)).await;
     assert_split_anywhere(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n", (Ok((200, 0)), true)).await;
 }
@@ -147,7 +148,8 @@ async fn malformed_responses_fail_as_protocol() {
 
 #[tokio::test]
 async fn interim_responses_are_skipped() {
-    let response = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+    let response =
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
     assert_split_anywhere(response, (Ok((201, 2)), true)).await;
 }
 
@@ -173,10 +175,7 @@ async fn head_requests_and_bodiless_statuses_read_no_body() {
     let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
     assert_eq!(exchange(&[head], true).await, (Ok((200, 0)), true));
     assert_eq!(exchange(&[b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"], false).await, (Ok((304, 0)), true));
-    assert_eq!(
-        parse_head(head, true),
-        Ok(Parsed::Final(Head { status: 200, framing: Framing::Empty, keep_alive: true }, head.len()))
-    );
+    assert_eq!(parse_head(head, true), Ok(Parsed::Final(Head { status: 200, framing: Framing::Empty, keep_alive: true }, head.len())));
 }
 
 #[tokio::test]
@@ -213,10 +212,7 @@ fn requests_are_encoded_once_and_numbered_per_request() {
 
     let post = encoded(hyper::Method::POST, "/items", b"{}", false);
     let bytes = post.bytes(3, &mut scratch).to_vec();
-    assert_eq!(
-        bytes,
-        b"POST /items HTTP/1.1\r\nHost: 127.0.0.1:9\r\nx-run: 7\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
-    );
+    assert_eq!(bytes, b"POST /items HTTP/1.1\r\nHost: 127.0.0.1:9\r\nx-run: 7\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
     assert_eq!(post.len(3), bytes.len());
     let empty_put = encoded(hyper::Method::PUT, "/", b"", true);
     assert!(empty_put.bytes(0, &mut scratch).windows(17).any(|window| window == b"Content-Length: 0"));

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use super::ShardSummary;
+use crate::cpu::{CpuScope, CpuUsage};
 use crate::experiments::ExperimentError;
 use crate::experiments::http_fanout::breakdown::{EndpointProgress, EndpointStats, endpoint_histogram};
 use crate::experiments::http_fanout::params::FanoutParams;
 use crate::experiments::http_fanout::report::{FanoutProgress, FanoutReport, SecondStats, per_second, ratio};
 use crate::jobs::{Job, JobStatus};
-use crate::cpu::{CpuScope, CpuUsage};
 use crate::stats::{LatencySummary, add_recorded_values, latency_histogram, log_buckets, millis};
 
 /// A shard's report, beside its job.
@@ -20,11 +20,8 @@ type ShardReport<'a> = (&'a Job, FanoutReport);
 /// The shards' latest snapshots as one: counts and rates summed, `p50_ms` and `p99_ms` the
 /// highest of the shards' (exact percentiles come with the report).
 pub(super) fn progress(children: &[Job], started: Instant, total: Option<u64>) -> FanoutProgress {
-    let snapshots: Vec<FanoutProgress> = children
-        .iter()
-        .filter_map(|child| child.progress.clone())
-        .filter_map(|progress| serde_json::from_value(progress).ok())
-        .collect();
+    let snapshots: Vec<FanoutProgress> =
+        children.iter().filter_map(|child| child.progress.clone()).filter_map(|progress| serde_json::from_value(progress).ok()).collect();
     let sum = |field: fn(&FanoutProgress) -> u64| snapshots.iter().map(field).sum::<u64>();
     let highest = |field: fn(&FanoutProgress) -> f64| snapshots.iter().map(field).fold(0.0, f64::max);
     let running = |child: &&Job| child.status == JobStatus::Running;
@@ -96,11 +93,8 @@ pub(super) fn reports(params: &FanoutParams, children: &[Job]) -> Result<FanoutR
     let status_counts = sum_counts(shards.iter().map(|(_, report)| &report.status_counts));
     let error_counts = sum_counts(shards.iter().map(|(_, report)| &report.error_counts));
     let requests = sum(|report| report.requests);
-    let failed_statuses: u64 = status_counts
-        .iter()
-        .filter(|(status, _)| status.parse::<u16>().is_ok_and(|status| status >= 400))
-        .map(|(_, count)| count)
-        .sum();
+    let failed_statuses: u64 =
+        status_counts.iter().filter(|(status, _)| status.parse::<u16>().is_ok_and(|status| status >= 400)).map(|(_, count)| count).sum();
     let elapsed = wall_time(&shards);
     let bytes_received = sum(|report| report.bytes_received);
     let endpoints = if shards.first().is_some_and(|(_, report)| report.endpoints.len() == 1) {

@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use self::split::{ShardOf, split, validate_sharding};
+use super::breakdown;
 use super::params::FanoutParams;
 use super::report::FanoutReport;
-use super::breakdown;
 use super::tally::Tally;
 use crate::experiments::{Experiment, ExperimentError};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
