@@ -1,27 +1,32 @@
 //! API tokens in PostgreSQL. A revocation sends `NOTIFY` in its transaction, and every replica
 //! holds one `LISTEN` connection for them, so a revoked token stops working everywhere at once.
 
-use std::time::Duration;
-
 use anyhow::anyhow;
 use async_trait::async_trait;
-use sqlx::postgres::{PgListener, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::PgJobStore;
+use super::listener::{self, Subscription};
 use crate::store::StoreError;
 use crate::store::token::{Role, TokenRecord, TokenSignal, TokenStore};
 
 /// The channel whose payload, a token id, says the token was revoked.
 const REVOKED_CHANNEL: &str = "asynclab_token_revoked";
-/// Revocations buffered for the replica; a full buffer makes the listener wait.
-const SIGNAL_BUFFER: usize = 256;
-/// The longest wait between attempts to listen again after the connection was lost.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Every replica's subscription to revocations; after a lost connection it forgets every
+/// token it checked (`Resync`), since revocations sent meanwhile are lost.
+const REVOCATIONS: Subscription<TokenSignal> = Subscription {
+    channels: &[REVOKED_CHANNEL],
+    parse: |notification| notification.payload().parse().ok().map(TokenSignal::Revoked),
+    resync: || TokenSignal::Resync,
+    what: "token revocations",
+    // Revocations are rare: a small buffer is plenty.
+    buffer: 256,
+};
 
 const TOKEN_COLUMNS: &str = "id, name, role, secret_hash, created_by, created_at, expires_at, revoked_at";
 
@@ -94,58 +99,6 @@ impl TokenStore for PgJobStore {
     }
 
     fn listen_for_tokens(&self, tracker: &TaskTracker, stop: CancellationToken) -> Option<mpsc::Receiver<TokenSignal>> {
-        let (signals, receiver) = mpsc::channel(SIGNAL_BUFFER);
-        let pool = self.pool.clone();
-        tracker.spawn(async move {
-            tokio::select! {
-                () = listen(pool, signals) => {}
-                () = stop.cancelled() => {}
-            }
-        });
-        Some(receiver)
+        Some(listener::spawn(self.pool.clone(), REVOCATIONS, tracker, stop))
     }
-}
-
-async fn listen(pool: PgPool, signals: mpsc::Sender<TokenSignal>) {
-    let mut backoff = Duration::from_millis(100);
-    let mut first = true;
-    loop {
-        let mut listener = match subscribe(&pool).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for token revocations; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(100);
-        if !first && signals.send(TokenSignal::Resync).await.is_err() {
-            return;
-        }
-        first = false;
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(notification)) => {
-                    if let Ok(id) = notification.payload().parse()
-                        && signals.send(TokenSignal::Revoked(id)).await.is_err()
-                    {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(sqlx::Error::PoolClosed) => return,
-                Err(error) => {
-                    tracing::warn!(%error, "listening for token revocations failed; listening again");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(REVOKED_CHANNEL).await?;
-    Ok(listener)
 }
