@@ -43,7 +43,8 @@ fn parse_query(query: Option<&str>) -> Result<CompareQuery, ApiError> {
             },
             "confidence" => parsed.options.confidence = number(0.5, 0.9999, &mut errors).unwrap_or(parsed.options.confidence),
             "min_change" => parsed.options.min_change = number(0.0, 10.0, &mut errors).unwrap_or(parsed.options.min_change),
-            "max_regression" => match value.split_once(':').map(|(metric, tolerance)| (metric, Tolerance::parse(tolerance))) {
+            // The tolerance never holds a colon; a metric may (an endpoint keyed by its URL).
+            "max_regression" => match value.rsplit_once(':').map(|(metric, tolerance)| (metric, Tolerance::parse(tolerance))) {
                 Some((metric, Ok(tolerance))) if !metric.is_empty() => {
                     parsed.max_regression.insert(metric.to_string(), tolerance);
                 }

@@ -4,7 +4,7 @@
 //! a summary's count/mean/standard deviation, and per-second series.
 //!
 //! Arrays of objects are keyed by a naming field when they have one (`modes[lines]`,
-//! `endpoints[/api]`), else by position, so per-item breakdowns line up between two reports.
+//! `endpoints[checkout]`), else by position, so per-item breakdowns line up between two reports.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +14,9 @@ use super::significance::{Buckets, Moments};
 
 /// Report fields that are not results: raw recordings, shard bookkeeping, threshold echoes.
 const SKIPPED_FIELDS: [&str; 4] = ["histogram", "recorded", "shards", "thresholds"];
-/// Fields that name an item of an array, in order of preference.
-const NAMING_FIELDS: [&str; 10] = ["name", "endpoint", "mode", "flavour", "target", "step", "phase", "operation", "kind", "url"];
+/// Fields that name an item of an array, in order of preference: `key` first, the fan-out
+/// endpoint's stable key (its target's name, or method and URL as written).
+const NAMING_FIELDS: [&str; 11] = ["key", "name", "endpoint", "mode", "flavour", "target", "step", "phase", "operation", "kind", "url"];
 /// The per-second series of a report, as an array of objects with a `second` field.
 const SERIES_FIELD: &str = "second";
 
@@ -192,6 +193,18 @@ mod tests {
             ]
         );
         assert_eq!(value_at(&fanout_like(), "modes[whole].mb_per_s"), Some(30.0));
+    }
+
+    #[test]
+    fn fanout_endpoints_are_keyed_by_their_stable_key() {
+        let report = json!({"endpoints": [
+            {"key": "checkout", "name": "checkout", "url": "http://127.0.0.1:1/a", "latency": {"count": 10, "p99_ms": 4.0, "mean_ms": 2.0, "stdev_ms": 1.0}},
+            {"key": "GET http://127.0.0.1:1/b/{i}", "url": "http://127.0.0.1:1/b/{i}", "latency": {"count": 10, "p99_ms": 9.0, "mean_ms": 3.0, "stdev_ms": 1.0}}
+        ]});
+        let metrics = ReportMetrics::extract(&report);
+        assert_eq!(metrics.scalars["endpoints[checkout].latency.p99_ms"], 4.0);
+        assert_eq!(metrics.scalars["endpoints[GET http://127.0.0.1:1/b/{i}].latency.p99_ms"], 9.0);
+        assert!(metrics.moments.contains_key("endpoints[checkout].latency"), "{:?}", metrics.moments.keys());
     }
 
     #[test]

@@ -132,3 +132,32 @@ async fn the_server_side_gate_fails_a_regression(backend: Backend) {
     app.wait_until_ended(&ungated).await;
     app.stop().await;
 }
+
+/// A fan-out of two named endpoints where one gets slower: the comparison judges each endpoint
+/// on its own, and a gate can name one endpoint's metric.
+#[tokio::test]
+async fn endpoints_are_compared_one_by_one() {
+    let database = TestDatabase::new(Backend::Sqlite);
+    let app = TestApp::start(&database, &[]).await;
+    let target = TestTarget::start().await;
+    let mix = |slow_ms: u64, branch: &str| {
+        json!({
+            "targets": [
+                {"name": "fast", "url": format!("{}/targets/hello/1", target.address)},
+                {"name": "slow", "url": format!("{}/targets/delay/{slow_ms}", target.address)}
+            ],
+            "count": 200, "max_connections": 4, "labels": {"branch": branch}
+        })
+    };
+    let baseline = run(&app, &mix(1, "main")).await;
+    let candidate = run(&app, &mix(20, "pr")).await;
+
+    let compared = app
+        .get_json(&format!("/jobs/{candidate}/compare/{baseline}?force=true&max_regression=endpoints%5Bslow%5D.latency.mean_ms:10%25"))
+        .await;
+    assert_eq!(verdict(&compared, "endpoints[slow].latency.mean_ms"), "worse", "{compared}");
+    assert!(!verdict(&compared, "endpoints[fast].latency.mean_ms").is_empty(), "the fast endpoint is compared too");
+    assert_eq!(compared["gate"]["passed"], false, "{}", compared["gate"]);
+    assert_eq!(compared["gate"]["gated"][0]["metric"], "endpoints[slow].latency.mean_ms", "{}", compared["gate"]);
+    app.stop().await;
+}
