@@ -71,6 +71,7 @@ fn parse_query(query: Option<&str>) -> Result<CompareQuery, ApiError> {
            ("min_change" = Option<f64>, Query, description = "Smallest relative change given a verdict (default 0.05)"),
            ("max_regression" = Option<Vec<String>>, Query, explode, description = "A gate tolerance `metric:10%` or `metric:2.5`, repeatable")),
     responses((status = 200, body = Comparison),
+              (status = 400, body = Problem, content_type = "application/problem+json", description = "A malformed job id or query string"),
               (status = 404, body = Problem, content_type = "application/problem+json", description = "No such job, or no baseline matches the selector"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "A job has no report yet"),
               (status = 422, body = Problem, content_type = "application/problem+json", description = "Different kinds, differing parameters (each named), or a bad query")))]
