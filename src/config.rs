@@ -104,6 +104,11 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_TOKEN_KEY", hide_env_values = true)]
     pub token_key: Option<SecretString>,
 
+    /// The key job-finished webhooks are signed with: each delivery carries
+    /// `X-Asynclab-Signature: sha256=<hex HMAC-SHA256 of the body>`. Unset, deliveries are unsigned.
+    #[arg(long, env = "ASYNCLAB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<SecretString>,
+
     /// Failed authentications one client address may make at once before it is refused (429).
     #[arg(long, env = "ASYNCLAB_AUTH_FAILURE_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_failure_burst: u32,

@@ -21,6 +21,7 @@ const HTTP_DURATION: &str = "asynclab_http_request_duration_seconds";
 const FANOUT_REQUESTS: &str = "asynclab_fanout_requests_total";
 const FANOUT_BYTES_SENT: &str = "asynclab_fanout_bytes_sent_total";
 const FANOUT_BYTES_RECEIVED: &str = "asynclab_fanout_bytes_received_total";
+const WEBHOOK_ATTEMPTS: &str = "asynclab_webhook_attempts_total";
 
 /// Upper bounds, in seconds, of the HTTP latency histogram's buckets (sub-millisecond API calls
 /// up to slow launches).
@@ -67,6 +68,7 @@ impl Meters {
             describe_counter!(FANOUT_REQUESTS, "Requests http-fanout jobs sent");
             describe_counter!(FANOUT_BYTES_SENT, Unit::Bytes, "Bytes http-fanout jobs sent");
             describe_counter!(FANOUT_BYTES_RECEIVED, Unit::Bytes, "Bytes http-fanout jobs received");
+            describe_counter!(WEBHOOK_ATTEMPTS, "Job-finished webhook attempts, by outcome (delivered, retry, failed)");
         });
         meters
     }
@@ -120,6 +122,11 @@ impl Meters {
             counter!(FANOUT_BYTES_SENT).increment(bytes_sent);
             counter!(FANOUT_BYTES_RECEIVED).increment(bytes_received);
         });
+    }
+
+    /// One webhook attempt ended with `outcome`: `delivered`, `retry` or `failed`.
+    pub fn webhook_attempt(&self, outcome: &'static str) {
+        self.record(|| counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1));
     }
 
     /// Everything in the Prometheus text format, with the queue length read just now.

@@ -26,6 +26,7 @@ use crate::experiments::Registry;
 use crate::jobs::events::EventBus;
 use crate::jobs::recovery;
 use crate::jobs::runner::Runner;
+use crate::jobs::webhooks::WebhookSender;
 use crate::services::Services;
 use crate::store::{Claimant, StoreLocation};
 use crate::targets::TargetStats;
@@ -68,6 +69,8 @@ impl Application {
             stopping.child_token(),
         );
         runner.start();
+        let webhooks = WebhookSender::new(store.clone(), services.http.clone(), config.webhook_secret.clone(), services.meters.clone());
+        tokio::spawn(webhooks.run(stopping.child_token()));
 
         let key = match &config.token_key {
             Some(key) => key.expose_secret().as_bytes().to_vec(),

@@ -28,7 +28,8 @@ use crate::experiments;
         crate::targets::http::stats_snapshot,
     ),
     components(schemas(Problem, crate::validation::FieldError, crate::jobs::Job, crate::jobs::JobStatus,
-                       crate::jobs::JobError, crate::jobs::JobEvent, crate::jobs::EventKind)),
+                       crate::jobs::JobError, crate::jobs::JobEvent, crate::jobs::EventKind,
+                       crate::api::launch_options::BaselineRequest, crate::api::launch_options::WebhookRequest)),
     tags(
         (name = "experiments", description = "The catalogue and launching experiments"),
         (name = "jobs", description = "Jobs, their live events and cancellation"),
@@ -49,6 +50,11 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 pub fn swagger_ui() -> SwaggerUi {
     SwaggerUi::new("/docs").config(Config::new(["/openapi.json"]).validator_url("none").display_request_duration(true))
 }
+
+/// What a launch body may carry beside the kind's parameters.
+const LAUNCH_OPTIONS: &str = "Beside the parameters, the body may carry `labels` (an object of string labels), `baseline` \
+(a `BaselineRequest`: a regression gate checked when the job succeeds) and `webhook` (a `WebhookRequest`: a URL POSTed the \
+job's final representation once it ends).";
 
 fn problem(description: &str) -> utoipa::openapi::Response {
     ResponseBuilder::new()
@@ -100,7 +106,7 @@ pub fn add_experiment_paths(api: &mut utoipa::openapi::OpenApi) {
         let operation = OperationBuilder::new()
             .operation_id(Some(format!("launch_{}", entry.kind.replace('-', "_"))))
             .summary(Some(format!("Launch {}", entry.kind)))
-            .description(Some(entry.summary))
+            .description(Some(format!("{}\n\n{LAUNCH_OPTIONS}", entry.summary)))
             .tag("experiments")
             .parameter(timeout)
             .parameter(idempotency)

@@ -104,6 +104,11 @@ pub async fn launch(
     let max_timeout = state.config.max_job_timeout_ms;
     let mut option_errors = FieldErrors::default();
     let options = take_launch_options(&mut raw, &mut option_errors);
+    if let Some(url) = &options.webhook
+        && let Err(reason) = state.services.outbound.check_url(url)
+    {
+        option_errors.add("webhook.url", reason);
+    }
     let params = (entry.prepare)(raw, &state.services).map_err(ApiError::Validation);
     let params = match (params, (1..=max_timeout).contains(&timeout_ms)) {
         (Ok(params), true) if option_errors.0.is_empty() => params,
@@ -151,6 +156,7 @@ pub async fn launch(
             launched_by: Some(caller.name.clone()),
             labels: options.labels.clone(),
             gate,
+            webhook_url: options.webhook.as_ref().map(|url| url.to_string()),
         })
         .await?;
     if !inserted.created {
@@ -176,7 +182,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// Answers a repeated idempotency key with the job it created, unless the request differs.
 fn replay(existing: crate::jobs::Job, kind: &str, params: &Value, options: &LaunchOptions) -> Result<Response, ApiError> {
-    if existing.kind != kind || existing.params != *params || existing.labels != options.labels {
+    let webhook = options.webhook.as_ref().map(url::Url::as_str);
+    if existing.kind != kind
+        || existing.params != *params
+        || existing.labels != options.labels
+        || existing.webhook.as_ref().map(|hook| hook.url.as_str()) != webhook
+    {
         return Err(ApiError::conflict("Idempotency-Key", format!("already used for job {} with other parameters", existing.id)));
     }
     Ok(accepted(existing, true))

@@ -10,13 +10,28 @@ use utoipa::ToSchema;
 
 use crate::compare::CompareOptions;
 use crate::compare::gate::Tolerance;
-use crate::store::labels::{Labels, parse_labels};
+use crate::store::labels::{Labels, credential_key, parse_labels};
 use crate::validation::FieldErrors;
 
 /// The body field holding the job's labels.
 pub const LABELS_FIELD: &str = "labels";
 /// The body field holding the regression gate.
 pub const BASELINE_FIELD: &str = "baseline";
+/// The body field naming the job-finished webhook.
+pub const WEBHOOK_FIELD: &str = "webhook";
+/// The longest webhook URL.
+const MAX_WEBHOOK_URL_CHARS: usize = 2048;
+
+/// A launch's job-finished webhook, as given: once the job ends (whatever its status), its final
+/// representation is POSTed to `url`, retried with backoff until a 2xx answer.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// An `http` or `https` URL on a host the outbound allowlist allows. It is stored and shown
+    /// with the job: it must not carry a credential (no user or password, no credential-looking
+    /// query parameter); authenticate deliveries by their signature instead.
+    pub url: String,
+}
 
 /// A launch's regression gate, as given: after the job succeeds its report is compared with the
 /// baseline's and the job fails with `regression` when a gated metric is worse beyond its
@@ -64,6 +79,8 @@ pub struct LaunchOptions {
     pub labels: Labels,
     /// The regression gate asked for.
     pub gate: Option<GateRequest>,
+    /// The job-finished webhook's URL, checked for shape (the outbound policy is checked by the caller).
+    pub webhook: Option<url::Url>,
 }
 
 /// Takes the job options out of `body` (leaving the parameters), recording every problem.
@@ -81,7 +98,48 @@ pub fn take_launch_options(body: &mut Value, errors: &mut FieldErrors) -> Launch
     if let Some(raw) = fields.remove(BASELINE_FIELD) {
         options.gate = parse_gate(raw, errors);
     }
+    if let Some(raw) = fields.remove(WEBHOOK_FIELD) {
+        options.webhook = parse_webhook(raw, errors);
+    }
     options
+}
+
+fn parse_webhook(raw: Value, errors: &mut FieldErrors) -> Option<url::Url> {
+    let field = format!("{WEBHOOK_FIELD}.url");
+    let request: WebhookRequest = match serde_json::from_value(raw) {
+        Ok(request) => request,
+        Err(error) => {
+            errors.add(WEBHOOK_FIELD, error.to_string());
+            return None;
+        }
+    };
+    if request.url.chars().count() > MAX_WEBHOOK_URL_CHARS {
+        errors.add(field, format!("longer than {MAX_WEBHOOK_URL_CHARS} characters"));
+        return None;
+    }
+    let url = match url::Url::parse(&request.url) {
+        Ok(url) => url,
+        Err(error) => {
+            errors.add(field, format!("not a URL: {error}"));
+            return None;
+        }
+    };
+    let problem = if !matches!(url.scheme(), "http" | "https") {
+        Some("must be an http or https URL".to_string())
+    } else if !url.username().is_empty() || url.password().is_some() {
+        Some("must not carry a user or password: the URL is stored and shown with the job".to_string())
+    } else if let Some((key, _)) = url.query_pairs().find(|(key, _)| credential_key(key)) {
+        Some(format!("query parameter {key:?} looks like a credential: the URL is stored and shown with the job"))
+    } else {
+        None
+    };
+    match problem {
+        Some(reason) => {
+            errors.add(field, reason);
+            None
+        }
+        None => Some(url),
+    }
 }
 
 fn parse_gate(raw: Value, errors: &mut FieldErrors) -> Option<GateRequest> {
@@ -111,4 +169,32 @@ fn parse_gate(raw: Value, errors: &mut FieldErrors) -> Option<GateRequest> {
         options.min_change = min_change;
     }
     Some(GateRequest { job: request.job, max_regression, optional: request.optional, force: request.force, options })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn webhook(value: Value) -> (Option<url::Url>, Vec<String>) {
+        let mut body = json!({ "n": 1, WEBHOOK_FIELD: value });
+        let mut errors = FieldErrors::default();
+        let options = take_launch_options(&mut body, &mut errors);
+        assert_eq!(body, json!({ "n": 1 }), "the option is taken out of the parameters");
+        (options.webhook, errors.0.iter().map(|error| error.field.clone()).collect())
+    }
+
+    #[test]
+    fn webhooks_are_http_urls_without_credentials() {
+        let (url, errors) = webhook(json!({ "url": "http://127.0.0.1:9000/hooks/ci?run=7" }));
+        assert_eq!(url.map(String::from).as_deref(), Some("http://127.0.0.1:9000/hooks/ci?run=7"));
+        assert!(errors.is_empty());
+        for refused in ["ftp://127.0.0.1/x", "http://user:pw@127.0.0.1/x", "http://127.0.0.1/x?token=abc", "not a url"] {
+            let (url, errors) = webhook(json!({ "url": refused }));
+            assert_eq!((url, errors), (None, vec!["webhook.url".to_string()]), "{refused}");
+        }
+        let (url, errors) = webhook(json!({ "url": "http://127.0.0.1/", "secret": "x" }));
+        assert_eq!((url, errors), (None, vec!["webhook".to_string()]));
+    }
 }

@@ -108,6 +108,11 @@ pub struct RunArgs {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
 
+    /// A URL the server POSTs the job's final representation to once it ends (retried with
+    /// backoff until a 2xx answer; the host must be in the server's outbound allowlist).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+
     /// Compare the finished job with a baseline: a job id, or a label selector `KEY:VALUE`
     /// (the latest succeeded job of the same kind and parameters with that label). A gated
     /// metric worse beyond its tolerance exits 2; no baseline found exits 4.
@@ -143,6 +148,9 @@ async fn drive(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut params = params::collect(args.params_file.as_deref(), &args.params)?;
     if !args.labels.is_empty() {
         params["labels"] = params::labels(&args.labels)?;
+    }
+    if let Some(url) = &args.webhook {
+        params["webhook"] = serde_json::json!({ "url": url });
     }
     gate::tolerance_query(&args.max_regression)?;
     let server = Server::new(&args.server, args.token.clone())?;

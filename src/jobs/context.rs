@@ -118,6 +118,7 @@ impl JobContext {
                 launched_by: None,
                 labels: Default::default(),
                 gate: None,
+                webhook_url: None,
             };
             ids.push(self.store.insert_job(job).await?.job.id);
         }

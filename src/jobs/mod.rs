@@ -11,5 +11,6 @@ pub mod gate;
 pub mod kind;
 pub mod recovery;
 pub mod runner;
+pub mod webhooks;
 
 pub use crate::store::records::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};

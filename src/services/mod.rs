@@ -5,6 +5,7 @@
 //! them at shutdown.
 
 pub mod dependencies;
+pub mod http_client;
 pub mod programs;
 pub mod s3;
 pub mod sftp;
@@ -17,6 +18,7 @@ use crate::meters::Meters;
 use crate::outbound::OutboundPolicy;
 use crate::tls::TrustedRoots;
 use dependencies::RedisTarget;
+use http_client::SharedHttpClient;
 use programs::ProgramAllowlist;
 use s3::S3Target;
 use sftp::SftpTarget;
@@ -45,6 +47,9 @@ pub struct Services {
     pub outbound: OutboundPolicy,
     /// The CAs `https` targets are checked against.
     pub tls_roots: TrustedRoots,
+    /// The service's own HTTP client (webhooks, `blocking-offload`'s `http` work), pooled and
+    /// held to the outbound policy.
+    pub http: SharedHttpClient,
     /// The `database` experiment's PostgreSQL target (`ASYNCLAB_PG_TARGET_URL`), when configured.
     pub pg_target: Option<sqlx::PgPool>,
     /// The `database` experiment's MySQL target (`ASYNCLAB_MYSQL_TARGET_URL`), when configured.
@@ -78,9 +83,11 @@ impl Services {
         let s3 = S3Target::build(config, &outbound).await.context("cannot set up the s3 experiment's endpoint")?;
         let tls_roots = TrustedRoots::load(config.tls_ca_file.as_deref()).context("cannot load ASYNCLAB_TLS_CA_FILE")?;
         let sftp = SftpTarget::from_config(config).await.context("cannot set up the sftp experiment's server")?;
+        let http = SharedHttpClient::build(&outbound, &tls_roots)?;
         Ok(Services {
             outbound,
             tls_roots,
+            http,
             pg_target,
             mysql_target,
             redis,

@@ -107,6 +107,7 @@ fn new_job(kind: &str, key: Option<&str>) -> NewJob {
         launched_by: None,
         labels: Default::default(),
         gate: None,
+        webhook_url: None,
     }
 }
 

@@ -39,8 +39,9 @@ fn valid_value(value: &str) -> bool {
         && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '+' | '@' | '='))
 }
 
-/// Whether a key looks like it names a credential, which must never be stored.
-fn credential_key(key: &str) -> bool {
+/// Whether a key (a label key, a URL's query parameter) looks like it names a credential,
+/// which must never be stored.
+pub fn credential_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     is_credential_name(&lower) || SECRET_WORDS.iter().any(|word| lower.contains(word))
 }

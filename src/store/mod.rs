@@ -9,6 +9,7 @@ pub mod postgres;
 pub mod records;
 pub mod sqlite;
 pub mod token;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,6 +109,8 @@ pub struct NewJob {
     pub labels: Labels,
     /// The regression gate checked when the job succeeds.
     pub gate: Option<Gate>,
+    /// The URL POSTed the job's final representation once it ends.
+    pub webhook_url: Option<String>,
 }
 
 /// A replica claiming jobs: its id (stored as the job's owner) and how long a claim holds
@@ -192,7 +195,7 @@ pub struct Finish {
 
 /// Where jobs and events live. Implementations must make each method atomic.
 #[async_trait]
-pub trait JobStore: token::TokenStore + Send + Sync + 'static {
+pub trait JobStore: token::TokenStore + webhook::WebhookStore + Send + Sync + 'static {
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 

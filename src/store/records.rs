@@ -113,6 +113,65 @@ pub struct Job {
     /// when the job succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<Gate>,
+    /// The webhook the launch named and how its delivery stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+}
+
+/// Where a job-finished webhook's delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not delivered yet: the job has not ended, or an attempt failed and another is due.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: the receiver refused it (a 4xx other than 408 and 429) or every attempt failed.
+    Failed,
+}
+
+impl DeliveryState {
+    /// The name stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored state name.
+    pub fn parse(name: &str) -> Option<DeliveryState> {
+        [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed].into_iter().find(|state| state.as_str() == name)
+    }
+}
+
+/// One delivery attempt's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryAttempt {
+    /// When the attempt ended.
+    pub at: DateTime<Utc>,
+    /// The receiver's HTTP status, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why the attempt failed without an answer (connect, timeout, refused address…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A job-finished webhook: the URL the job's final representation is POSTed to once it ends,
+/// and how the delivery went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    /// The receiver's URL (allowlisted like any outbound target).
+    pub url: String,
+    /// Where the delivery stands.
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The latest attempt, once one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<DeliveryAttempt>,
 }
 
 /// The category of a job event, also its SSE `event:` name.

@@ -49,3 +49,4 @@ mod subprocess;
 mod target;
 mod target_faults;
 mod task_local;
+mod webhooks;

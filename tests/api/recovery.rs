@@ -29,6 +29,7 @@ fn new_job(params: serde_json::Value) -> NewJob {
         launched_by: None,
         labels: Default::default(),
         gate: None,
+        webhook_url: None,
     }
 }
 

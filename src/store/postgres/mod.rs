@@ -6,6 +6,7 @@ mod labels;
 mod lease;
 mod listener;
 mod token;
+mod webhook;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,7 +27,8 @@ use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, Sto
 use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
-                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by, gate";
+                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by, gate, \
+                           webhook_url, webhook_state, webhook_attempts, webhook_last";
 
 /// The channel whose payload `<job id> <seq> <replica>` says a job's events up to seq are stored.
 const EVENTS_CHANNEL: &str = "asynclab_events";
@@ -99,6 +101,12 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         launched_by: row.try_get("launched_by")?,
         labels: Default::default(),
         gate: row.try_get::<Option<Value>, _>("gate")?.map(serde_json::from_value).transpose()?,
+        webhook: crate::store::webhook::from_columns(
+            row.try_get("webhook_url")?,
+            row.try_get("webhook_state")?,
+            row.try_get::<i32, _>("webhook_attempts")?.into(),
+            row.try_get("webhook_last")?,
+        )?,
     })
 }
 
@@ -186,8 +194,10 @@ impl JobStore for PgJobStore {
     async fn insert_job(&self, job: NewJob) -> Result<Inserted, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts, launched_by, gate) \
-             values ($1, $2, 'queued', $3, $4, $5, $6, $7, coalesce($8, (select launched_by from job where id = $6)), $9) \
+            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts, launched_by, gate, \
+                              webhook_url, webhook_state) \
+             values ($1, $2, 'queued', $3, $4, $5, $6, $7, coalesce($8, (select launched_by from job where id = $6)), $9, \
+                     $10, case when $10 is null then null else 'pending' end) \
              on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
         ))
         .bind(job.id)
@@ -199,6 +209,7 @@ impl JobStore for PgJobStore {
         .bind(i32::try_from(job.max_attempts)?)
         .bind(&job.launched_by)
         .bind(job.gate.as_ref().map(serde_json::to_value).transpose()?)
+        .bind(&job.webhook_url)
         .fetch_optional(&mut *tx)
         .await?;
         match row {

@@ -15,6 +15,7 @@
 mod labels;
 mod lease;
 mod token;
+mod webhook;
 
 use std::path::Path;
 use std::time::Duration;
@@ -36,7 +37,8 @@ use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, Sto
 use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
-                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by, gate";
+                           created_at, started_at, finished_at, owner, parent_id, attempts, launched_by, gate, \
+                           webhook_url, webhook_state, webhook_attempts, webhook_last";
 
 /// How many connections serve reads.
 const READER_CONNECTIONS: u32 = 4;
@@ -167,6 +169,12 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         launched_by: row.try_get("launched_by")?,
         labels: Default::default(),
         gate: decode_optional_json(row.try_get("gate")?)?.map(serde_json::from_value).transpose()?,
+        webhook: crate::store::webhook::from_columns(
+            row.try_get("webhook_url")?,
+            row.try_get("webhook_state")?,
+            row.try_get("webhook_attempts")?,
+            decode_optional_json(row.try_get("webhook_last")?)?,
+        )?,
     })
 }
 
@@ -231,8 +239,10 @@ impl JobStore for SqliteJobStore {
         let timeout_ms = i64::try_from(job.timeout_ms)?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, created_at, parent_id, max_attempts, launched_by, gate) \
-             values (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, (select launched_by from job where id = ?7)), ?10) \
+            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, created_at, parent_id, max_attempts, launched_by, gate, \
+                              webhook_url, webhook_state) \
+             values (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, (select launched_by from job where id = ?7)), ?10, \
+                     ?11, case when ?11 is null then null else 'pending' end) \
              on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
         ))
         .bind(encode_id(job.id))
@@ -245,6 +255,7 @@ impl JobStore for SqliteJobStore {
         .bind(i64::from(job.max_attempts))
         .bind(&job.launched_by)
         .bind(job.gate.as_ref().map(serde_json::to_value).transpose()?.as_ref().map(encode_json))
+        .bind(&job.webhook_url)
         .fetch_optional(&mut *tx)
         .await?;
         match row {
