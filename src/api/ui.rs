@@ -49,6 +49,9 @@ const ASSETS: &[Asset] = &[
     js("job_charts.js", include_str!("ui/job_charts.js")),
     js("endpoints.js", include_str!("ui/endpoints.js")),
     js("report.js", include_str!("ui/report.js")),
+    js("compare.js", include_str!("ui/compare.js")),
+    js("compare_form.js", include_str!("ui/compare_form.js")),
+    js("trends.js", include_str!("ui/trends.js")),
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_str!("ui/app.css") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_str!("ui/icon.svg") },
 ];

@@ -11,7 +11,7 @@ use crate::helpers::{Backend, TestApp, TestDatabase, TestTarget};
 use crate::webdriver::Browser;
 
 /// Where test artifacts go: `$CARGO_TARGET_DIR/test-artifacts`, or `target/test-artifacts`.
-fn artifacts_dir() -> PathBuf {
+pub fn artifacts_dir() -> PathBuf {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     let dir = target.join("test-artifacts");

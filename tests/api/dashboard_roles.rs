@@ -1,6 +1,6 @@
 //! The dashboard as a viewer, in a real browser (headless Chromium): it shows the token's name
 //! and role, offers no launch form and no cancel button, and still shows jobs, who launched
-//! them, and their reports.
+//! them, their reports, comparisons and trends.
 
 use serde_json::json;
 
@@ -49,6 +49,19 @@ async fn a_viewer_sees_jobs_and_reports_but_no_launch_form_or_cancel_button() {
     let launch_link =
         browser.execute("return [...document.querySelectorAll('a')].some((a) => a.textContent === 'Launch another')", json!([])).await;
     assert_eq!(launch_link, false);
+
+    // Comparisons and trends are reading: a viewer gets both.
+    browser.wait_for("#compare-with").await;
+    browser.execute(&format!("location.hash = '#/compare/{finished}/{finished}'"), json!([])).await;
+    browser.wait_until("the metric table", "return document.querySelectorAll('#compare-metrics tbody tr[data-verdict]').length > 0").await;
+    browser.execute("location.hash = '#/trends/structured-concurrency'", json!([])).await;
+    let point = browser
+        .wait_until(
+            "the trend",
+            "const p = [...document.querySelectorAll('#trend-chart a[data-job]')]; return p.length === 1 && p[0].dataset.job",
+        )
+        .await;
+    assert_eq!(point, json!(finished));
 
     // A running job another token launched: the viewer gets no cancel button.
     browser.execute(&format!("location.hash = '#/jobs/{running}'"), json!([])).await;

@@ -9,6 +9,7 @@ mod cli_gate;
 mod compare;
 mod cpu;
 mod dashboard;
+mod dashboard_compare;
 mod dashboard_http;
 mod dashboard_roles;
 mod database;

@@ -1,5 +1,6 @@
-// Charts as inline SVG (no library, nothing fetched): line charts over time and a bar chart
-// for histograms. Colours come from classes in app.css.
+// Charts as inline SVG (no library, nothing fetched): line charts over time, a bar chart for
+// histograms, side-by-side bars for histograms of several runs, and values over dates with
+// each point a link. Colours come from classes in app.css.
 
 import { formatNumber, h } from "./dom.js";
 
@@ -103,6 +104,84 @@ export function barChart({ id, title, bars, xUnit, yUnit }) {
   });
   root.append(svg("text", { x: MARGIN.left + plotWidth / 2, y: HEIGHT - 4, "text-anchor": "middle", class: "axis-label" }, xUnit));
   const summary = bars.map((bar) => `${bar.label}: ${formatNumber(bar.value)}`).join("; ");
+  return h("figure", { class: "chart", id },
+    h("figcaption", { id: titleId, text: title }),
+    root,
+    h("p", { class: "visually-hidden", id: descId, text: summary }));
+}
+
+/**
+ * Bars of several series side by side in each slot (histograms of several runs on one chart).
+ * `labels`: the slots' labels; `series`: [{name, className, key, values}] with one value per slot.
+ */
+export function groupedBarChart({ id, title, labels, series, xUnit, yUnit }) {
+  const titleId = `${id}-title`;
+  const descId = `${id}-desc`;
+  const { top, step } = niceScale(Math.max(0, ...series.flatMap((one) => one.values)));
+  const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
+  const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
+  const slot = plotWidth / Math.max(1, labels.length);
+  const width = (slot * 0.8) / Math.max(1, series.length);
+  const root = frame(titleId, descId);
+  yAxis(root, top, step, yUnit);
+  series.forEach((one, index) => {
+    const group = svg("g", { class: `series ${one.className}`, "data-series": one.key });
+    one.values.forEach((value, at) => {
+      const height = (value / top) * plotHeight;
+      const rect = svg("rect", { x: MARGIN.left + at * slot + slot * 0.1 + index * width, y: MARGIN.top + plotHeight - height, width, height, class: `bar ${one.className}` });
+      rect.append(svg("title", {}, `${one.name}, ${labels[at]}: ${formatNumber(value)} ${yUnit}`));
+      group.append(rect);
+    });
+    root.append(group);
+  });
+  const labelEvery = Math.ceil(labels.length / 12);
+  labels.forEach((label, at) => {
+    if (at % labelEvery === 0) root.append(svg("text", { x: MARGIN.left + at * slot + slot / 2, y: HEIGHT - MARGIN.bottom + 16, "text-anchor": "middle", class: "tick" }, label));
+  });
+  root.append(svg("text", { x: MARGIN.left + plotWidth / 2, y: HEIGHT - 4, "text-anchor": "middle", class: "axis-label" }, xUnit));
+  const summary = series.map((one) => `${one.name}: ${labels.map((label, at) => `${label} ${formatNumber(one.values[at])}`).join(", ")}`).join("; ");
+  return h("figure", { class: "chart", id },
+    h("figcaption", { id: titleId, text: title }),
+    root,
+    h("ul", { class: "legend", "aria-hidden": "true" }, series.map((one) => h("li", {}, h("span", { class: `swatch ${one.className}` }), one.name))),
+    h("p", { class: "visually-hidden", id: descId, text: summary }));
+}
+
+/**
+ * Values over time, each point a link: `points` [{at (ms since the epoch), value, href, label}].
+ * The points are joined by a line in time order.
+ */
+export function timeChart({ id, title, points, yUnit }) {
+  const titleId = `${id}-title`;
+  const descId = `${id}-desc`;
+  const times = points.map((point) => point.at);
+  const first = Math.min(...times);
+  const last = Math.max(...times);
+  const { top, step } = niceScale(Math.max(0, ...points.map((point) => point.value)));
+  const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
+  const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
+  const xOf = (at) => MARGIN.left + (last === first ? plotWidth / 2 : ((at - first) / (last - first)) * plotWidth);
+  const yOf = (value) => MARGIN.top + plotHeight - (Math.max(0, value) / top) * plotHeight;
+  const root = frame(titleId, descId);
+  yAxis(root, top, step, yUnit);
+  const span = last - first;
+  const format = new Intl.DateTimeFormat(undefined, span < 3_600_000 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+    : span < 86_400_000 ? { hour: "2-digit", minute: "2-digit" } : { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  const ticks = span === 0 ? [[first, "middle"]] : [[first, "start"], [(first + last) / 2, "middle"], [last, "end"]];
+  for (const [at, anchor] of ticks) {
+    root.append(svg("text", { x: xOf(at), y: HEIGHT - MARGIN.bottom + 16, "text-anchor": anchor, class: "tick" }, format.format(new Date(at))));
+  }
+  root.append(svg("text", { x: MARGIN.left + plotWidth / 2, y: HEIGHT - 4, "text-anchor": "middle", class: "axis-label" }, "launched"));
+  const ordered = [...points].sort((a, b) => a.at - b.at);
+  root.append(svg("polyline", { points: ordered.map((point) => `${xOf(point.at).toFixed(1)},${yOf(point.value).toFixed(1)}`).join(" "), class: "line s1" }));
+  for (const point of ordered) {
+    const link = svg("a", { href: point.href, "data-job": point.job, "aria-label": point.label });
+    const dot = svg("circle", { cx: xOf(point.at), cy: yOf(point.value), r: 4, class: "dot s1" });
+    dot.append(svg("title", {}, point.label));
+    link.append(dot);
+    root.append(link);
+  }
+  const summary = ordered.map((point) => point.label).join("; ");
   return h("figure", { class: "chart", id },
     h("figcaption", { id: titleId, text: title }),
     root,

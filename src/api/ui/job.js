@@ -1,7 +1,7 @@
 // The Job page: the job followed live over its event stream (status, progress figures, the
-// per-endpoint table of a fan-out, charts, log lines), its report as tables once it ends, and a
-// Cancel button. Events are applied once each, by sequence number, however often the stream
-// reconnects.
+// per-endpoint table of a fan-out, charts, log lines), its report as tables once it ends (and
+// then "Compare with …"), and a Cancel button. Events are applied once each, by sequence
+// number, however often the stream reconnects.
 
 import { api, eventsUrl } from "./api.js";
 import { announce, formatDuration, formatNumber, formatScalar, formatTime, h, isObject, replace, statusBadge } from "./dom.js";
@@ -9,6 +9,7 @@ import { mayCancel, mayLaunch, whoami } from "./identity.js";
 import { fanoutCharts, progressChart } from "./job_charts.js";
 import { endpointRows, endpointTable } from "./endpoints.js";
 import { renderValue } from "./report.js";
+import { compareForm } from "./compare_form.js";
 
 const EVENT_KINDS = ["status", "progress", "log", "result"];
 /** Log lines kept in the pane; older ones are removed as new ones come. */
@@ -82,6 +83,7 @@ export async function renderJob(ctx) {
   const log = h("pre", { class: "log", id: "log", tabindex: "0", role: "log", "aria-label": "Log lines" });
   const logSection = h("section", { "aria-labelledby": "log-title", hidden: true }, h("h2", { id: "log-title", text: "Log" }), log);
   const report = h("div", { id: "report" }, h("p", { class: "muted", text: "The report appears when the job ends." }));
+  const compareSlot = h("div", { id: "compare-slot" });
 
   replace(ctx.main, heading,
     h("section", { class: "job-status", "aria-labelledby": "status-title" },
@@ -93,6 +95,7 @@ export async function renderJob(ctx) {
     h("section", { "aria-labelledby": "charts-title" }, h("h2", { id: "charts-title", text: "Charts" }), charts),
     logSection,
     h("section", { "aria-labelledby": "report-title" }, h("h2", { id: "report-title", text: "Report" }), report),
+    compareSlot,
     h("section", { "aria-labelledby": "params-title" }, h("h2", { id: "params-title", text: "Parameters" }), renderValue(initial.params)));
   ctx.focus(heading);
 
@@ -132,6 +135,7 @@ export async function renderJob(ctx) {
     if (state.result !== null && state.result !== undefined && !report.dataset.shown) {
       report.dataset.shown = "true";
       replace(report, cpuSummary(state.result), renderValue(state.result));
+      replace(compareSlot, compareForm(ctx, initial));
     }
   };
   const scheduleRender = () => {

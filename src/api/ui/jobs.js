@@ -1,16 +1,19 @@
 // The Jobs page: GET /jobs with kind and status filters and cursor paging, refreshed every few
-// seconds while the page is visible.
+// seconds while the page is visible; two jobs picked with their checkboxes open the Compare page
+// (the newer is the candidate, the older the baseline).
 
 import { api } from "./api.js";
 import { formatDuration, formatTime, h, replace, statusBadge } from "./dom.js";
 import { whoami } from "./identity.js";
+import { compareJobsHash } from "./compare.js";
 
 const REFRESH_MS = 3000;
 const PAGE_SIZE = 20;
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"];
 
-/** Filters and position, kept while the tab lives so returning to the list finds it as left. */
-const view = { kind: "", status: "", launchedBy: "", cursors: [null] };
+/** Filters, position and the jobs picked to compare (by id), kept while the tab lives so
+ * returning to the list finds it as left. */
+const view = { kind: "", status: "", launchedBy: "", cursors: [null], picked: new Map() };
 
 function select(id, label, options, current, onChange) {
   const element = h("select", { id },
@@ -21,9 +24,15 @@ function select(id, label, options, current, onChange) {
   return h("div", { class: "field" }, h("label", { for: id, text: label }), element);
 }
 
-function jobRow(job) {
+function jobRow(job, onPick) {
+  const pick = h("input", { type: "checkbox", class: "pick", dataset: { job: job.id }, checked: view.picked.has(job.id), "aria-label": `Pick job ${job.id} to compare` });
+  pick.addEventListener("change", () => {
+    if (pick.checked) view.picked.set(job.id, job);
+    else view.picked.delete(job.id);
+    onPick();
+  });
   return h("tr", { dataset: { job: job.id } },
-    h("td", {}, h("a", { href: `#/jobs/${job.id}`, class: "mono", "aria-label": `Job ${job.id}` }, job.id.slice(0, 8) + "…" + job.id.slice(-4))),
+    h("td", { class: "job-cell" }, pick, " ", h("a", { href: `#/jobs/${job.id}`, class: "mono", "aria-label": `Job ${job.id}` }, job.id.slice(0, 8) + "…" + job.id.slice(-4))),
     h("td", { text: job.kind }),
     h("td", {}, statusBadge(job.status)),
     h("td", { class: "launched-by", text: job.launched_by ?? "—" }),
@@ -54,6 +63,21 @@ export async function renderJobs(ctx) {
   const newer = h("button", { type: "button", id: "jobs-newer", text: "← Newer" });
   const older = h("button", { type: "button", id: "jobs-older", text: "Older →" });
   const pageLabel = h("span", { class: "muted" });
+  const compare = h("button", { type: "button", id: "jobs-compare", class: "primary", text: "Compare" });
+  const pickedNote = h("span", { class: "muted", id: "jobs-picked" });
+  const showPicked = () => {
+    const picked = [...view.picked.values()];
+    const sameKind = picked.length === 2 && picked[0].kind === picked[1].kind;
+    compare.disabled = !sameKind;
+    pickedNote.textContent = picked.length === 2 && !sameKind ? "The two jobs are of different kinds."
+      : `${picked.length} picked; pick two jobs of one kind to compare them (the newer against the older).`;
+  };
+  compare.addEventListener("click", () => {
+    const picked = [...view.picked.values()];
+    if (picked.length !== 2) return;
+    view.picked.clear();
+    ctx.navigate(compareJobsHash(picked[0], picked[1]));
+  });
 
   let loading = false;
   const load = async () => {
@@ -69,7 +93,7 @@ export async function renderJobs(ctx) {
       const { data: page } = await api(`/jobs?${query}`);
       if (!ctx.active()) return;
       replace(body, page.jobs.length
-        ? page.jobs.map(jobRow)
+        ? page.jobs.map((job) => jobRow(job, showPicked))
         : h("tr", {}, h("td", { colspan: 7, class: "muted", text: "No jobs match." })));
       newer.disabled = view.cursors.length === 1;
       older.disabled = !page.next_cursor;
@@ -106,7 +130,8 @@ export async function renderJobs(ctx) {
     h("caption", { class: "visually-hidden", text: "Jobs, newest first" }),
     h("thead", {}, h("tr", {}, ["Job", "Kind", "Status", "Launched by", "Created", "Duration", "Error"].map((name) => h("th", { scope: "col", text: name })))),
     body);
-  replace(ctx.main, heading, filters, h("div", { class: "table-scroll" }, table),
+  showPicked();
+  replace(ctx.main, heading, filters, h("div", { class: "compare-bar" }, compare, pickedNote), h("div", { class: "table-scroll" }, table),
     h("nav", { class: "pager", "aria-label": "Pages" }, newer, pageLabel, older), status);
   ctx.focus(heading);
   await load();
