@@ -49,8 +49,8 @@ pub struct Candidate<'a> {
 }
 
 /// Resolves `spec` for `candidate`: `Ok(None)` when a selector matches no job; a named job that
-/// does not exist is a 404 (a 410 once retention pruned it), one of another kind or with a different measurement a 422 (unless
-/// `force`), one without a report a 409.
+/// does not exist is a 404 (a 410 once retention pruned it), one of another kind or with a
+/// different measurement a 422 (unless `force`), one without a report a 409.
 pub async fn resolve(
     store: &dyn JobStore,
     spec: &BaselineSpec,

@@ -72,8 +72,7 @@ pub struct PassReport {
     pub tombstones_dropped: u64,
     /// Batches run.
     pub batches: u64,
-    /// `pruned`, `skipped` (another replica was pruning) or `failed` (the store failed; the
-    /// next pass tries again).
+    /// How the pass ended.
     pub outcome: PassOutcome,
 }
 
@@ -98,9 +97,13 @@ pub struct Retention {
 }
 
 struct Inner {
+    /// Where the jobs are pruned (and, on PostgreSQL, the lock between replicas).
     store: Arc<dyn JobStore>,
+    /// The limits; both unset, the task never starts.
     policy: RetentionPolicy,
+    /// The time between the starts of two passes.
     interval: Duration,
+    /// Counts the pruned jobs for `/metrics`.
     meters: Meters,
     /// The last pass's report; a std mutex, held only to copy a report in or out.
     last_pass: Mutex<Option<PassReport>>,
