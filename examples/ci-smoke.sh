@@ -11,7 +11,8 @@
 # set (e.g. branch:main), the run is compared with the latest succeeded run of the same
 # parameters carrying that label, gated by SMOKE_MAX_REGRESSION (default p99_ms=25%, repeat with
 # spaces: "p99_ms=25% p50_ms=20%"); no baseline found skips the gate unless
-# SMOKE_BASELINE_REQUIRED=1.
+# SMOKE_BASELINE_REQUIRED=1. SMOKE_KEEP=1 also labels the run keep=true, so the server's
+# retention never prunes it (a release's baseline).
 set -euo pipefail
 
 server=${ASYNCLAB_SERVER:-http://127.0.0.1:8080}
@@ -34,6 +35,7 @@ args=(run http-fanout --server "$server"
 # Label values are letters, digits and . _ - / : + @ =; anything else in a branch name becomes -.
 [[ -n "$branch" ]] && args+=(--label "branch=${branch//[^A-Za-z0-9._\/:+@=-]/-}")
 [[ -n "$commit" ]] && args+=(--label "commit=$commit")
+[[ "${SMOKE_KEEP:-0}" == 1 ]] && args+=(--label keep=true)
 if [[ -n "${SMOKE_BASELINE:-}" ]]; then
     args+=(--baseline "$SMOKE_BASELINE")
     for tolerance in ${SMOKE_MAX_REGRESSION:-p99_ms=25%}; do

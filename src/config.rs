@@ -43,6 +43,20 @@ pub struct ServeConfig {
     #[arg(long, env = "ASYNCLAB_MAX_QUEUED_JOBS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_jobs: u64,
 
+    /// Prune finished jobs (with their events) this many days after they finished; jobs labelled
+    /// `keep=true` are never pruned. Unset: no age limit (retention is off by default).
+    #[arg(long, env = "ASYNCLAB_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: Option<u32>,
+
+    /// Keep only the newest this many finished jobs (by finish; those labelled `keep=true` are
+    /// not counted and never pruned), pruning older ones. Unset: no count limit.
+    #[arg(long, env = "ASYNCLAB_RETENTION_MAX_JOBS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_max_jobs: Option<u64>,
+
+    /// How often retention looks for finished jobs to prune, when a limit is set.
+    #[arg(long, env = "ASYNCLAB_RETENTION_INTERVAL_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub retention_interval_ms: u64,
+
     /// Directory for the SQLite job store, job sandboxes and other local files.
     #[arg(long, env = "ASYNCLAB_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// No such resource.
     #[error("not found")]
     NotFound(FieldErrors),
+    /// The resource existed and was removed for good (a job pruned by retention).
+    #[error("gone")]
+    Gone(FieldErrors),
     /// The request conflicts with the resource's state or the server's configuration.
     #[error("conflict")]
     Conflict(FieldErrors),
@@ -95,6 +98,11 @@ impl ApiError {
         ApiError::NotFound(FieldErrors::single(field, reason))
     }
 
+    /// A 410 naming one field.
+    pub fn gone(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::Gone(FieldErrors::single(field, reason))
+    }
+
     /// A 409 naming one field.
     pub fn conflict(field: impl Into<String>, reason: impl Into<String>) -> Self {
         ApiError::Conflict(FieldErrors::single(field, reason))
@@ -111,6 +119,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -127,6 +136,7 @@ impl ApiError {
             ApiError::BadRequest(errors) => ("bad-request", "Malformed request", errors.0.clone(), None),
             ApiError::Validation(errors) => ("validation", "Invalid parameters", errors.0.clone(), None),
             ApiError::NotFound(errors) => ("not-found", "Not found", errors.0.clone(), None),
+            ApiError::Gone(errors) => ("gone", "Gone", errors.0.clone(), None),
             ApiError::Conflict(errors) => ("conflict", "Conflict", errors.0.clone(), None),
             ApiError::MethodNotAllowed => (
                 "method-not-allowed",

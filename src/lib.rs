@@ -15,7 +15,7 @@
 //! startup, cli    the top: config -> store -> services -> event bus -> registry -> runner -> router
 //! api             HTTP: routes, state, SSE, dashboard, OpenAPI; maps store errors to problem+json
 //! experiments     the kinds, each one `Experiment` impl plus a registry line; the runner's `Registry`
-//! jobs            the engine: runner, event bus, job context, start-up repair; runs any `JobKinds`
+//! jobs            the engine: runner, event bus, job context, start-up repair, retention; runs any `JobKinds`
 //! services        what experiments use: outbound policy, target databases, Redis, SFTP, S3, programs
 //! targets         the built-in load target: HTTP, echo, in-process SFTP and S3 servers
 //! meters          the Prometheus measurements
@@ -30,7 +30,8 @@
 //! - [`api`]: HTTP routes, one module per resource, the handlers' shared state, the OpenAPI
 //!   document.
 //! - [`experiments`]: the `Experiment` trait, the registry, one module per kind.
-//! - [`jobs`]: the runner, the job context, the event bus, start-up repair, the `JobKinds` it runs.
+//! - [`jobs`]: the runner, the job context, the event bus, start-up repair, retention, the `JobKinds` it
+//!   runs.
 //! - [`services`]: the services experiments use, built once, checked by `/readyz`, closed at shutdown.
 //! - [`targets`]: the built-in load target.
 //! - [`meters`]: the Prometheus measurements `GET /metrics` renders.

@@ -1,5 +1,5 @@
 //! The server's own measurements, rendered for `GET /metrics` in the Prometheus text format:
-//! jobs by kind and status, events written, SSE subscribers, HTTP requests by route, and the
+//! jobs by kind and status, jobs pruned by retention, events written, SSE subscribers, HTTP requests by route, and the
 //! fan-out's traffic. Each application has a recorder of its own rather than the process-global
 //! one, so several servers in one process (as in the tests) keep separate figures.
 
@@ -14,6 +14,7 @@ use crate::store::JobStatus;
 const JOBS_FINISHED: &str = "asynclab_jobs_finished_total";
 const JOBS_RUNNING: &str = "asynclab_jobs_running";
 const JOBS_QUEUED: &str = "asynclab_jobs_queued";
+const JOBS_PRUNED: &str = "asynclab_jobs_pruned_total";
 const EVENTS_WRITTEN: &str = "asynclab_events_written_total";
 const SSE_SUBSCRIBERS: &str = "asynclab_sse_subscribers";
 const HTTP_REQUESTS: &str = "asynclab_http_requests_total";
@@ -61,6 +62,9 @@ impl Meters {
             describe_counter!(JOBS_FINISHED, "Jobs that reached a terminal status, by kind and status");
             describe_gauge!(JOBS_RUNNING, "Jobs running in this process, by kind");
             describe_gauge!(JOBS_QUEUED, "Jobs waiting in the store's queue");
+            describe_counter!(JOBS_PRUNED, "Finished jobs retention removed with their events (by this replica)");
+            // Shown from the start, so a dashboard sees 0 rather than no series.
+            counter!(JOBS_PRUNED).increment(0);
             describe_counter!(EVENTS_WRITTEN, "Job events written to the store");
             describe_gauge!(SSE_SUBSCRIBERS, "Open job event streams");
             describe_counter!(HTTP_REQUESTS, "HTTP requests by method, matched route and status");
@@ -93,6 +97,11 @@ impl Meters {
                 gauge!(JOBS_RUNNING, "kind" => kind).decrement(1.0);
             }
         });
+    }
+
+    /// Retention removed `count` finished jobs.
+    pub fn jobs_pruned(&self, count: u64) {
+        self.record(|| counter!(JOBS_PRUNED).increment(count));
     }
 
     /// `count` job events were stored.

@@ -1,7 +1,7 @@
 //! The top of the layers: building the application (config -> store -> services -> event bus ->
-//! the experiment registry and the runner -> router and listener) and running it until a
-//! shutdown signal, then stopping in order: refuse new jobs, interrupt running ones and record
-//! that, close event streams, flush events, close the pools (the store's, then the services').
+//! the experiment registry, the runner and retention -> router and listener) and running it until
+//! a shutdown signal, then stopping in order: refuse new jobs, interrupt running ones and record
+//! that, stop retention, close event streams, flush events, close the pools (the store's, then the services').
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +25,7 @@ use crate::config::ServeConfig;
 use crate::experiments::Registry;
 use crate::jobs::events::EventBus;
 use crate::jobs::recovery;
+use crate::jobs::retention::{Retention, RetentionPolicy};
 use crate::jobs::runner::Runner;
 use crate::jobs::webhooks::WebhookSender;
 use crate::services::Services;
@@ -71,6 +72,9 @@ impl Application {
         runner.start();
         let webhooks = WebhookSender::new(store.clone(), services.http.clone(), config.webhook_secret.clone(), services.meters.clone());
         tokio::spawn(webhooks.run(stopping.child_token()));
+        let policy = RetentionPolicy { max_age_days: config.retention_days, max_jobs: config.retention_max_jobs };
+        let retention = Retention::new(store.clone(), policy, Duration::from_millis(config.retention_interval_ms), services.meters.clone());
+        retention.start(stopping.child_token());
 
         let key = match &config.token_key {
             Some(key) => key.expose_secret().as_bytes().to_vec(),
@@ -91,6 +95,7 @@ impl Application {
             store,
             bus,
             runner,
+            retention,
             services,
             config: Arc::new(config),
             target_stats: target_stats.clone(),
@@ -136,6 +141,7 @@ impl Application {
         if !state.runner.stop(grace).await {
             tracing::warn!("jobs did not stop within the grace period");
         }
+        state.retention.stop(grace).await;
         state.streams_closing.cancel();
         state.streams.close();
         let _ = tokio::time::timeout(grace, state.streams.wait()).await;

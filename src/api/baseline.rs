@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::launch_options::GateRequest;
+use super::pruned::missing_job;
 use crate::compare::gate::{Gate, resolve_name};
 use crate::compare::metrics::ReportMetrics;
 use crate::compare::params::{comparable, differing_params};
@@ -48,8 +49,8 @@ pub struct Candidate<'a> {
 }
 
 /// Resolves `spec` for `candidate`: `Ok(None)` when a selector matches no job; a named job that
-/// does not exist is a 404, one of another kind or with a different measurement a 422 (unless
-/// `force`), one without a report a 409.
+/// does not exist is a 404 (a 410 once retention pruned it), one of another kind or with a
+/// different measurement a 422 (unless `force`), one without a report a 409.
 pub async fn resolve(
     store: &dyn JobStore,
     spec: &BaselineSpec,
@@ -59,7 +60,9 @@ pub async fn resolve(
 ) -> Result<Option<Job>, ApiError> {
     match spec {
         BaselineSpec::Job(id) => {
-            let job = store.get_job(*id).await?.ok_or_else(|| ApiError::not_found(field, format!("no job {id}")))?;
+            let Some(job) = store.get_job(*id).await? else {
+                return Err(missing_job(store, field, *id).await);
+            };
             check_comparable(&job, candidate, force)?;
             if job.result.is_none() {
                 return Err(ApiError::conflict(field, format!("job {id} has no report (it is {})", job.status.as_str())));

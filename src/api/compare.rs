@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 
 use super::baseline::{BaselineSpec, Candidate, check_comparable, resolve};
+use super::pruned::missing_job;
 use super::state::AppState;
 use crate::compare::CompareOptions;
 use crate::compare::comparison::{Comparison, Runs};
@@ -74,6 +75,7 @@ fn parse_query(query: Option<&str>) -> Result<CompareQuery, ApiError> {
               (status = 400, body = Problem, content_type = "application/problem+json", description = "A malformed job id or query string"),
               (status = 404, body = Problem, content_type = "application/problem+json", description = "No such job, or no baseline matches the selector"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "A job has no report yet"),
+              (status = 410, body = Problem, content_type = "application/problem+json", description = "The job or the baseline job was pruned by retention (the reason says when)"),
               (status = 422, body = Problem, content_type = "application/problem+json", description = "Different kinds, differing parameters (each named), or a bad query")))]
 pub async fn compare(
     State(state): State<AppState>,
@@ -82,7 +84,9 @@ pub async fn compare(
 ) -> Result<Json<Comparison>, ApiError> {
     let query = parse_query(query.as_deref())?;
     let spec = BaselineSpec::parse(&baseline, "baseline")?;
-    let job = state.store.get_job(id).await?.ok_or_else(|| ApiError::not_found("id", format!("no job {id}")))?;
+    let Some(job) = state.store.get_job(id).await? else {
+        return Err(missing_job(state.store.as_ref(), "id", id).await);
+    };
     let Some(report) = &job.result else {
         return Err(ApiError::conflict("id", format!("job {id} has no report (it is {})", job.status.as_str())));
     };

@@ -115,6 +115,7 @@ pub fn add_experiment_paths(api: &mut utoipa::openapi::OpenApi) {
             .response("400", problem("Malformed JSON or header"))
             .response("404", problem("Unknown experiment kind"))
             .response("409", problem("The experiment is unavailable here, or the idempotency key was used with other parameters"))
+            .response("410", problem("The gate's baseline job was pruned by retention"))
             .response("413", problem("The body is too large"))
             .response("422", problem("Invalid parameters: each field and why"))
             .response("429", problem("Too many queued jobs, or too many launches from this client (see `Retry-After`)"))

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
+use crate::api::pruned::missing_job;
 use crate::api::state::AppState;
 use crate::error::{ApiError, AppPath, AppQuery, Problem};
 use crate::jobs::events::Live;
@@ -52,6 +53,7 @@ pub struct EventsQuery {
                description = "The event stream; each event's `data` is `{seq, at, kind, data}`, the final `end` event's is `{status}`"),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 410, body = Problem, content_type = "application/problem+json", description = "The job was pruned by retention (the reason says when)"),
               (status = 429, body = Problem, content_type = "application/problem+json",
                description = "The job has `ASYNCLAB_MAX_SUBSCRIBERS_PER_JOB` streams open")))]
 pub async fn stream(
@@ -74,7 +76,7 @@ pub async fn stream(
         },
     };
     if state.store.get_job(id).await?.is_none() {
-        return Err(ApiError::not_found("id", format!("no job {id}")));
+        return Err(missing_job(state.store.as_ref(), "id", id).await);
     }
     let Some(place) = state.limits.subscribers.try_open(id) else {
         return Err(ApiError::TooManyRequests {

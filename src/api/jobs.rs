@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::label_query::LabelledQuery;
+use super::pruned::missing_job;
 use crate::api::auth::Principal;
 use crate::api::state::AppState;
 use crate::error::{ApiError, AppPath, Problem};
@@ -89,9 +90,13 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The job's id")),
     responses((status = 200, body = Job),
               (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 410, body = Problem, content_type = "application/problem+json", description = "The job was pruned by retention (the reason says when)")))]
 pub async fn show(State(state): State<AppState>, AppPath(id): AppPath<JobId>) -> Result<Json<Job>, ApiError> {
-    state.store.get_job(id).await?.map(Json).ok_or_else(|| job_not_found(id))
+    match state.store.get_job(id).await? {
+        Some(job) => Ok(Json(job)),
+        None => Err(missing_job(state.store.as_ref(), "id", id).await),
+    }
 }
 
 /// Cancels a job: a queued one never starts; a running one is stopped (its work ends) and
@@ -103,14 +108,17 @@ pub async fn show(State(state): State<AppState>, AppPath(id): AppPath<JobId>) ->
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json", description = "A launcher's token did not launch the job"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "The job already ended")))]
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The job already ended"),
+              (status = 410, body = Problem, content_type = "application/problem+json", description = "The job was pruned by retention (the reason says when)")))]
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
     AppPath(id): AppPath<JobId>,
 ) -> Result<Json<Job>, ApiError> {
     if caller.role < Role::Admin {
-        let job = state.store.get_job(id).await?.ok_or_else(|| job_not_found(id))?;
+        let Some(job) = state.store.get_job(id).await? else {
+            return Err(missing_job(state.store.as_ref(), "id", id).await);
+        };
         if job.launched_by.as_deref() != Some(caller.name.as_str()) {
             return Err(ApiError::Forbidden(format!(
                 "the token {:?} ({}) may cancel only the jobs it launched; this one was launched by {:?}",
@@ -121,15 +129,14 @@ pub async fn cancel(
         }
     }
     match state.runner.cancel(id, CANCEL_WAIT).await? {
-        CancelOutcome::NotFound => return Err(job_not_found(id)),
+        CancelOutcome::NotFound => return Err(missing_job(state.store.as_ref(), "id", id).await),
         CancelOutcome::AlreadyFinished(status) => {
             return Err(ApiError::conflict("status", format!("the job already ended: {}", status.as_str())));
         }
         CancelOutcome::CancelledQueued | CancelOutcome::Stopping => {}
     }
-    state.store.get_job(id).await?.map(Json).ok_or_else(|| job_not_found(id))
-}
-
-fn job_not_found(id: JobId) -> ApiError {
-    ApiError::not_found("id", format!("no job {id}"))
+    match state.store.get_job(id).await? {
+        Some(job) => Ok(Json(job)),
+        None => Err(missing_job(state.store.as_ref(), "id", id).await),
+    }
 }

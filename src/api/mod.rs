@@ -16,6 +16,8 @@ pub mod label_query;
 pub mod launch_options;
 pub mod limits;
 pub mod metrics;
+pub mod pruned;
+pub mod retention;
 pub mod server_meters;
 pub mod state;
 pub mod store_error;
@@ -48,6 +50,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::render))
+        .routes(routes!(retention::show))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::whoami))

@@ -1,5 +1,5 @@
-//! What every request handler shares: the store, the event bus, the runner, the services, the
-//! HTTP limits and the shutdown signals, built once at start-up and cheap to clone.
+//! What every request handler shares: the store, the event bus, the runner, retention, the
+//! services, the HTTP limits and the shutdown signals, built once at start-up and cheap to clone.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use super::limits::Limits;
 use crate::config::ServeConfig;
 use crate::jobs::events::EventBus;
+use crate::jobs::retention::Retention;
 use crate::jobs::runner::Runner;
 use crate::services::Services;
 use crate::store::JobStore;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub bus: EventBus,
     /// Runs jobs.
     pub runner: Runner,
+    /// Prunes finished jobs past the retention limits; says what its last pass did.
+    pub retention: Retention,
     /// Shared clients for experiments.
     pub services: Arc<Services>,
     /// The configuration the server started with.

@@ -1,5 +1,5 @@
 //! Jobs: the engine that runs them — the runner, the job context, the event bus, start-up
-//! repair — generic over the kinds it is given (see [`kind`]).
+//! repair, retention — generic over the kinds it is given (see [`kind`]).
 //!
 //! A job moves `queued → running → succeeded | failed | cancelled | interrupted`; every change
 //! and every piece of progress is an event in the job's dense, append-only sequence. The records
@@ -10,6 +10,7 @@ pub mod events;
 pub mod gate;
 pub mod kind;
 pub mod recovery;
+pub mod retention;
 pub mod runner;
 pub mod webhooks;
 

@@ -7,6 +7,7 @@ mod conformance;
 pub mod labels;
 pub mod postgres;
 pub mod records;
+pub mod retention;
 pub mod sqlite;
 pub mod token;
 pub mod webhook;
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::compare::gate::Gate;
 use labels::{LabelSelector, Labels};
 pub use records::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
+use retention::{PruneBatch, Pruned, Tombstone};
 
 /// What a store operation can fail with. Its text is for logs only, never for API callers.
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +257,15 @@ pub trait JobStore: token::TokenStore + webhook::WebhookStore + Send + Sync + 's
 
     /// A job's events with `seq > after`, in order, at most `limit` of them.
     async fn events_after(&self, id: JobId, after: i64, limit: u32) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// Removes one batch of finished jobs past the batch's limits, with their events, labels and
+    /// shards, in one transaction, leaving a tombstone for each job and shard removed; drops the
+    /// oldest tombstones beyond the bound. On a store several replicas share, only one replica
+    /// prunes at a time: the others get [`Pruned::Busy`].
+    async fn prune_finished(&self, batch: &PruneBatch) -> Result<Pruned, StoreError>;
+
+    /// The tombstone of a job retention removed, if it is still kept.
+    async fn find_tombstone(&self, id: JobId) -> Result<Option<Tombstone>, StoreError>;
 
     /// Starts listening for other replicas' signals on `tracker` until `stop`; `None` for a store
     /// only one process uses.

@@ -38,6 +38,7 @@ mod recovery;
 mod redis;
 pub mod reliability;
 mod replicas;
+mod retention;
 mod revocation;
 pub mod roles;
 mod s3;

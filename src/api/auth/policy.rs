@@ -49,14 +49,14 @@ impl Access {
 
 /// What `method` on the route `route` (as matched: `/jobs/{id}`, not `/jobs/0192…`) asks of its
 /// caller. Reading is for viewers, launching for launchers, cancelling for a job's launcher or
-/// an admin, token management for admins; any other writing route is for admins, so a new one
-/// is closed until this table opens it.
+/// an admin, token management and the retention status for admins; any other writing route is
+/// for admins, so a new one is closed until this table opens it.
 pub fn access(method: &Method, route: &str) -> Access {
     let reads = *method == Method::GET || *method == Method::HEAD;
     if route == "/healthz" || route == "/" || route.starts_with("/ui/") {
         return Access::Public;
     }
-    if route == "/tokens" || route.starts_with("/tokens/") {
+    if route == "/tokens" || route.starts_with("/tokens/") || route == "/retention" {
         return Access::AtLeast(Role::Admin);
     }
     if *method == Method::POST && route.starts_with("/experiments/") {
@@ -107,6 +107,7 @@ mod tests {
         assert_eq!(access(&Method::POST, "/experiments/{kind}"), Access::AtLeast(Role::Launcher));
         assert_eq!(access(&Method::POST, "/jobs/{id}/cancel"), Access::OwnJobs);
         assert_eq!(access(&Method::GET, "/tokens"), Access::AtLeast(Role::Admin));
+        assert_eq!(access(&Method::GET, "/retention"), Access::AtLeast(Role::Admin));
         assert_eq!(access(&Method::DELETE, "/jobs/{id}"), Access::AtLeast(Role::Admin), "an unknown write is closed");
         assert!(Access::OwnJobs.admits(Role::Launcher) && !Access::OwnJobs.admits(Role::Viewer));
     }

@@ -5,6 +5,7 @@
 mod labels;
 mod lease;
 mod listener;
+mod retention;
 mod token;
 mod webhook;
 
@@ -24,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, StoreError, StoreSignal, queued_event};
+use crate::store::retention::{PruneBatch, Pruned, Tombstone};
 use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
@@ -400,6 +402,14 @@ impl JobStore for PgJobStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn prune_finished(&self, batch: &PruneBatch) -> Result<Pruned, StoreError> {
+        retention::prune(&self.pool, batch).await
+    }
+
+    async fn find_tombstone(&self, id: JobId) -> Result<Option<Tombstone>, StoreError> {
+        retention::find(&self.pool, id).await
     }
 
     fn listen(&self, tracker: &TaskTracker, stop: CancellationToken) -> Option<mpsc::Receiver<StoreSignal>> {

@@ -14,6 +14,7 @@
 
 mod labels;
 mod lease;
+mod retention;
 mod token;
 mod webhook;
 
@@ -34,6 +35,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::{Claimant, Finish, Inserted, JobQuery, JobStore, NewJob, Renewal, StoreError, StoreSignal, queued_event};
+use crate::store::retention::{PruneBatch, Pruned, Tombstone};
 use crate::store::{EventKind, Job, JobError, JobEvent, JobId, JobStatus, PendingEvent};
 
 const JOB_COLUMNS: &str = "id, kind, status, params, progress, result, error, timeout_ms, \
@@ -455,6 +457,14 @@ impl JobStore for SqliteJobStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn prune_finished(&self, batch: &PruneBatch) -> Result<Pruned, StoreError> {
+        retention::prune(&self.writer, batch).await
+    }
+
+    async fn find_tombstone(&self, id: JobId) -> Result<Option<Tombstone>, StoreError> {
+        retention::find(&self.reader, id).await
     }
 
     fn listen(&self, _tracker: &TaskTracker, _stop: CancellationToken) -> Option<mpsc::Receiver<StoreSignal>> {

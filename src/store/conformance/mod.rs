@@ -1,7 +1,14 @@
 //! The `JobStore` contract, one suite run on every store: each test gets a fresh store through
 //! [`Harness`] and is generated once per backend (`sqlite::NAME`, `postgres::NAME`; PostgreSQL at
 //! `TEST_DATABASE_SERVER`, by default `postgres://postgres@127.0.0.1:5432`, a new database per
-//! test, dropped afterwards).
+//! test, dropped afterwards). Retention's part of the contract is in `retention.rs`.
+
+mod retention;
+
+use retention::{
+    prune_finished_keeps_the_newest_jobs_in_small_batches, prune_finished_removes_a_sharded_job_with_its_shards_once_none_runs,
+    prune_finished_removes_old_jobs_but_never_kept_or_unfinished_ones, tombstones_are_bounded_oldest_first,
+};
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -93,6 +100,10 @@ every_store!(
     cancel_queued_only_cancels_queued_jobs,
     interrupt_orphans_appends_the_next_status_event,
     concurrent_writers_lose_no_events,
+    prune_finished_removes_old_jobs_but_never_kept_or_unfinished_ones,
+    prune_finished_keeps_the_newest_jobs_in_small_batches,
+    prune_finished_removes_a_sharded_job_with_its_shards_once_none_runs,
+    tombstones_are_bounded_oldest_first,
 );
 
 fn new_job(kind: &str, key: Option<&str>) -> NewJob {
