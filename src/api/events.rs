@@ -18,7 +18,7 @@ use utoipa::IntoParams;
 use crate::api::pruned::missing_job;
 use crate::api::state::AppState;
 use crate::error::{ApiError, AppPath, AppQuery, Problem};
-use crate::jobs::events::Live;
+use crate::jobs::events::{Live, Subscription};
 use crate::jobs::{JobEvent, JobId, JobStatus};
 
 /// Comment lines keep idle streams open through proxies.
@@ -75,7 +75,12 @@ pub async fn stream(
             None => 0,
         },
     };
-    if state.store.get_job(id).await?.is_none() {
+    // Subscribe first, then read the store, so no event falls between the two. The first page of
+    // stored events also proves the job exists (every job has its `queued` event): the job row is
+    // read only when there is none, which saves the first event two round trips.
+    let subscription = state.bus.subscribe(id);
+    let first_page = state.store.events_after(id, after, REPLAY_PAGE).await?;
+    if first_page.is_empty() && state.store.get_job(id).await?.is_none() {
         return Err(missing_job(state.store.as_ref(), "id", id).await);
     }
     let Some(place) = state.limits.subscribers.try_open(id) else {
@@ -87,7 +92,7 @@ pub async fn stream(
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let streams = state.streams.clone();
     streams.spawn(async move {
-        follow(state, id, after, sender).await;
+        follow(state, id, after, Resume { subscription, first_page }, sender).await;
         drop(place);
     });
     Ok(Sse::new(ReceiverStream::new(receiver)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
@@ -103,14 +108,22 @@ enum Stop {
     CaughtUp,
 }
 
+/// Where a stream starts: the live subscription taken before reading the store, and the first
+/// page read.
+struct Resume {
+    subscription: Subscription,
+    first_page: Vec<JobEvent>,
+}
+
 /// Replays from the store, then forwards live events; resumes from the store whenever the live
 /// channel lags or closes, or says that another replica stored events, so the client sees every
 /// event once, in order.
-async fn follow(state: AppState, id: JobId, mut last: i64, outbox: Outbox) {
+async fn follow(state: AppState, id: JobId, mut last: i64, resume: Resume, outbox: Outbox) {
     let _subscriber = state.services.meters.sse_subscriber();
-    let mut subscription = state.bus.subscribe(id);
+    let Resume { mut subscription, first_page } = resume;
+    let mut prefetched = Some(first_page);
     loop {
-        match replay(&state, id, &mut last, &outbox).await {
+        match replay(&state, id, &mut last, prefetched.take(), &outbox).await {
             Ok(Stop::Done) => return,
             Ok(Stop::CaughtUp) => {}
             Err(error) => {
@@ -133,7 +146,7 @@ async fn follow(state: AppState, id: JobId, mut last: i64, outbox: Outbox) {
                     Ok(Live::Event(_) | Live::Stored(_)) | Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => {
                         // The job's channel closed: it ended, and its last events are stored.
-                        if let Ok(Stop::CaughtUp) = replay(&state, id, &mut last, &outbox).await {
+                        if let Ok(Stop::CaughtUp) = replay(&state, id, &mut last, None, &outbox).await {
                             tracing::warn!(job.id = %id, "live channel closed before the job's end was stored");
                         }
                         return;
@@ -148,9 +161,20 @@ async fn follow(state: AppState, id: JobId, mut last: i64, outbox: Outbox) {
     }
 }
 
-async fn replay(state: &AppState, id: JobId, last: &mut i64, outbox: &Outbox) -> anyhow::Result<Stop> {
+/// Sends the stored events after `last`, starting with `prefetched` (the page after `last`)
+/// when it was read already.
+async fn replay(
+    state: &AppState,
+    id: JobId,
+    last: &mut i64,
+    mut prefetched: Option<Vec<JobEvent>>,
+    outbox: &Outbox,
+) -> anyhow::Result<Stop> {
     loop {
-        let events = state.store.events_after(id, *last, REPLAY_PAGE).await?;
+        let events = match prefetched.take() {
+            Some(events) => events,
+            None => state.store.events_after(id, *last, REPLAY_PAGE).await?,
+        };
         let full_page = events.len() == REPLAY_PAGE as usize;
         for event in &events {
             if let Stop::Done = deliver(event, last, outbox).await {

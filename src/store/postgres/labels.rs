@@ -1,30 +1,15 @@
-//! Job labels on PostgreSQL: one `job_label` row per label, written with the job, read for
-//! every job representation, and `label=key:value` filters as indexed semi-joins.
+//! Job labels on PostgreSQL: one `job_label` row per label, written with the job (in
+//! `insert_job`'s statement), read for every job representation, and `label=key:value` filters
+//! as indexed semi-joins.
 
 use std::collections::HashMap;
 
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use crate::store::Job;
 use crate::store::StoreError;
 use crate::store::labels::{LabelSelector, Labels};
-use crate::store::{Job, JobId};
-
-/// Stores a new job's labels.
-pub(super) async fn insert<'c>(executor: impl PgExecutor<'c>, id: JobId, labels: &Labels) -> Result<(), StoreError> {
-    if labels.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<&str> = labels.keys().map(String::as_str).collect();
-    let values: Vec<&str> = labels.values().map(String::as_str).collect();
-    sqlx::query("insert into job_label (job_id, key, value) select $1, * from unnest($2::text[], $3::text[])")
-        .bind(id)
-        .bind(keys)
-        .bind(values)
-        .execute(executor)
-        .await?;
-    Ok(())
-}
 
 /// Fills in the labels of `jobs` with one query.
 pub(super) async fn attach<'c>(executor: impl PgExecutor<'c>, jobs: &mut [Job]) -> Result<(), StoreError> {

@@ -194,13 +194,26 @@ impl JobStore for PgJobStore {
     }
 
     async fn insert_job(&self, job: NewJob) -> Result<Inserted, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // One statement, so one round trip and one commit: the job, its labels, its `queued`
+        // event and the wake-up of the dispatchers, all or nothing (a conflicting idempotency
+        // key inserts no job, and so nothing else).
+        let queued = queued_event().sequenced(job.id, 1);
+        let keys: Vec<&str> = job.labels.keys().map(String::as_str).collect();
+        let values: Vec<&str> = job.labels.values().map(String::as_str).collect();
         let row = sqlx::query(&format!(
-            "insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts, launched_by, gate, \
-                              webhook_url, webhook_state) \
-             values ($1, $2, 'queued', $3, $4, $5, $6, $7, coalesce($8, (select launched_by from job where id = $6)), $9, \
-                     $10, case when $10 is null then null else 'pending' end) \
-             on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}"
+            "with inserted as ( \
+                 insert into job (id, kind, status, params, timeout_ms, idempotency_key, parent_id, max_attempts, launched_by, gate, \
+                                  webhook_url, webhook_state) \
+                 values ($1, $2, 'queued', $3, $4, $5, $6, $7, coalesce($8, (select launched_by from job where id = $6)), $9, \
+                         $10, case when $10 is null then null else 'pending' end) \
+                 on conflict (idempotency_key) do nothing returning {JOB_COLUMNS}), \
+             labelled as ( \
+                 insert into job_label (job_id, key, value) \
+                 select inserted.id, label.key, label.value from inserted, unnest($11::text[], $12::text[]) as label(key, value)), \
+             queued as ( \
+                 insert into job_event (job_id, seq, at, kind, data) select inserted.id, 1, $13, $14, $15 from inserted), \
+             woken as (select pg_notify('{QUEUED_CHANNEL}', '') from inserted) \
+             select inserted.*, (select count(*) from woken) as woken from inserted"
         ))
         .bind(job.id)
         .bind(&job.kind)
@@ -212,20 +225,20 @@ impl JobStore for PgJobStore {
         .bind(&job.launched_by)
         .bind(job.gate.as_ref().map(serde_json::to_value).transpose()?)
         .bind(&job.webhook_url)
-        .fetch_optional(&mut *tx)
+        .bind(keys)
+        .bind(values)
+        .bind(queued.at)
+        .bind(queued.kind.as_str())
+        .bind(&queued.data)
+        .fetch_optional(&self.pool)
         .await?;
         match row {
             Some(row) => {
                 let mut stored = job_from_row(&row)?;
-                labels::insert(&mut *tx, stored.id, &job.labels).await?;
                 stored.labels = job.labels;
-                insert_events(&mut *tx, &[queued_event().sequenced(stored.id, 1)]).await?;
-                notify(&mut *tx, QUEUED_CHANNEL, "").await?;
-                tx.commit().await?;
                 Ok(Inserted { job: stored, created: true })
             }
             None => {
-                tx.rollback().await?;
                 let row = sqlx::query(&format!("select {JOB_COLUMNS} from job where idempotency_key = $1"))
                     .bind(&job.idempotency_key)
                     .fetch_one(&self.pool)
