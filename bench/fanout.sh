@@ -10,7 +10,11 @@
 # counted, control plane included). The summary gives the median of the rounds with their
 # spread (min-max) as a Markdown table ready for the README.
 #
-# Settings (environment): SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (5: tools alternate; 0: none, only the open model and memory),
+# asynclab runs once per BUSY_POLL mode: `asynclab` is the default (`busy_poll: adaptive`),
+# `asynclab-off` the same job with `busy_poll: off`, so the default can be judged by its
+# requests per CPU-second as well as its rate.
+#
+# Settings (environment): BUSY_POLL ("adaptive off"), SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (5: tools alternate; 0: none, only the open model and memory),
 # OPEN_RATE (20000), MEMORY_COUNTS ("1000000 10000000"), PORT (18080), TARGET_PORT (18091),
 # NGINX_PORT (18090), OPEN_CONNECTIONS (CONNECTIONS), OHA_VERSION (~1.16, the version cargo
 # installs when oha is missing). MEMORY_COUNTS= (empty) skips the memory runs.
@@ -20,6 +24,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-5}
 OHA_VERSION=${OHA_VERSION:-~1.16}
+BUSY_POLL=${BUSY_POLL:-adaptive off}
 OPEN_RATE=${OPEN_RATE:-20000}
 OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-$CONNECTIONS}
 MEMORY_COUNTS=${MEMORY_COUNTS-"1000000 10000000"}
@@ -150,16 +155,19 @@ server_cpu_s() {
     python3 -c 'import os, sys; f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split(); print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))' "$server_pid"
 }
 
+# run_asynclab TARGET URL MODE: one job with `busy_poll: MODE`; the tool is named `asynclab`
+# for the default mode and `asynclab-MODE` otherwise.
 run_asynclab() {
-    local target=$1 url=$2 out="$workdir/job.json" before after
+    local target=$1 url=$2 mode=$3 out="$workdir/job.json" before after name=asynclab
+    [[ $mode != adaptive ]] && name="asynclab-$mode"
     before=$(server_cpu_s)
-    run_job http-fanout "{\"url\":\"$url\",\"duration_ms\":$((SECONDS_PER_RUN * 1000)),\"max_connections\":$CONNECTIONS}" "$out"
+    run_job http-fanout "{\"url\":\"$url\",\"duration_ms\":$((SECONDS_PER_RUN * 1000)),\"max_connections\":$CONNECTIONS,\"busy_poll\":\"$mode\"}" "$out"
     after=$(server_cpu_s)
-    python3 - "$out" "$target" "$(echo "$after - $before" | bc -l)" <<'PY' >>"$workdir/line"
+    python3 - "$out" "$target" "$(echo "$after - $before" | bc -l)" "$name" <<'PY' >>"$workdir/line"
 import json, sys
 r = json.load(open(sys.argv[1]))["result"]
 non_2xx = sum(n for code, n in r["status_counts"].items() if not 200 <= int(code) < 300)
-print(sys.argv[2], "asynclab", r["achieved_rps"], r["latency"]["p50_ms"], r["latency"]["p99_ms"], r["requests"],
+print(sys.argv[2], sys.argv[4], r["achieved_rps"], r["latency"]["p50_ms"], r["latency"]["p99_ms"], r["requests"],
       sum(r["error_counts"].values()), non_2xx, sys.argv[3])
 PY
     json "'      (the job alone: %.2f CPU-s on %d threads, %.0f req/CPU-s)' % (d['result']['cpu']['total_ms'] / 1000, d['result']['cpu']['threads'], d['result']['requests_per_cpu_second'])" <"$out"
@@ -177,9 +185,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round"
     for target in nginx asynclab-target; do
         if [[ $target == nginx ]]; then url="http://127.0.0.1:${NGINX_PORT}/"; else url="http://127.0.0.1:${TARGET_PORT}/targets/hello/1"; fi
-        for tool in wrk oha asynclab; do
+        for tool in wrk oha $BUSY_POLL; do
             : >"$workdir/line"
-            "run_$tool" "$target" "$url"
+            case $tool in
+                wrk | oha) "run_$tool" "$target" "$url" ;;
+                *) run_asynclab "$target" "$url" "$tool" ;;
+            esac
             read -r t name rps p50 p99 requests errors non_2xx cpu_s <"$workdir/line"
             record "$t" "$name" "$rps" "$p50" "$p99" "$requests" "$errors" "$non_2xx" "$cpu_s"
         done
@@ -210,9 +221,10 @@ for (target, tool), values in runs.items():
 print()
 for target in sorted({t for t, _ in runs}):
     median = lambda tool, key: statistics.median(v[key] for v in runs[(target, tool)])
-    print(f"- {target}: req/s asynclab/oha {median('asynclab', 'rps') / median('oha', 'rps'):.2f}x, "
-          f"asynclab/wrk {median('asynclab', 'rps') / median('wrk', 'rps'):.2f}x; req per CPU-s asynclab/wrk "
-          f"{median('asynclab', 'per_cpu') / median('wrk', 'per_cpu'):.2f}x, asynclab/oha {median('asynclab', 'per_cpu') / median('oha', 'per_cpu'):.2f}x")
+    for ours in sorted(tool for t, tool in runs if t == target and tool.startswith("asynclab")):
+        print(f"- {target}, {ours}: req/s vs oha {median(ours, 'rps') / median('oha', 'rps'):.2f}x, "
+              f"vs wrk {median(ours, 'rps') / median('wrk', 'rps'):.2f}x; req per CPU-s vs wrk "
+              f"{median(ours, 'per_cpu') / median('wrk', 'per_cpu'):.2f}x, vs oha {median(ours, 'per_cpu') / median('oha', 'per_cpu'):.2f}x")
 PY
 fi
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::params::{FanoutParams, HttpVersion};
+use super::params::{BusyPollMode, FanoutParams, HttpVersion};
 use super::schedule::ArrivalSchedule;
 use super::shards::RequestIndices;
 
@@ -48,6 +48,8 @@ pub struct LoadPlan {
     pub request_timeout: Duration,
     /// Opening a connection's limit.
     pub connect_timeout: Duration,
+    /// Whether worker threads busy-poll: the closed model with `busy_poll: adaptive` only.
+    pub busy_poll: bool,
     /// Which request numbers this job sends.
     pub indices: RequestIndices,
     /// Whether this job is a shard of a sharded job (its report then carries recorded latencies).
@@ -73,6 +75,8 @@ impl LoadPlan {
             HttpVersion::Http2 => params.concurrency.unwrap_or(params.max_connections),
         };
         let request_timeout = Duration::from_millis(params.timeout_ms);
+        // The open model keeps a schedule: spinning would only burn the CPU its scheduler needs.
+        let busy_poll = matches!(model, ModelPlan::Closed { .. }) && params.busy_poll == BusyPollMode::Adaptive;
         LoadPlan {
             model,
             workers: workers as usize,
@@ -81,6 +85,7 @@ impl LoadPlan {
             keep_alive: params.keep_alive,
             request_timeout,
             connect_timeout: params.connect_timeout_ms.map_or(request_timeout, Duration::from_millis),
+            busy_poll,
             indices: RequestIndices::of(params.shard),
             is_shard: params.shard.is_some(),
         }
@@ -111,6 +116,7 @@ mod tests {
         assert_eq!((closed.workers, closed.total()), (8, Some(2)), "HTTP/1.1 workers are capped by the connections");
         assert_eq!((closed.request_timeout, closed.connect_timeout), (Duration::from_secs(10), Duration::from_secs(10)));
         assert!(!closed.is_shard);
+        assert!(closed.busy_poll, "the closed model spins by default");
 
         let h2 = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "http_version": "http2", "concurrency": 64,
                                          "connect_timeout_ms": 250}));
@@ -119,5 +125,8 @@ mod tests {
         let open = plan(serde_json::json!({"url": "http://127.0.0.1/", "rate": 100.0, "duration_ms": 2000, "pool_timeout_ms": 5}));
         assert_eq!(open.total(), Some(200));
         assert!(matches!(open.model, ModelPlan::Open { pool_timeout: Some(wait), .. } if wait == Duration::from_millis(5)));
+        assert!(!open.busy_poll, "the open model never spins");
+        let quiet = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "busy_poll": "off"}));
+        assert!(!quiet.busy_poll);
     }
 }

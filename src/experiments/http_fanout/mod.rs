@@ -39,7 +39,7 @@ use self::busy_poll::BusyPoll;
 use self::dial::Dialer;
 use self::h2::H2Connections;
 use self::load::ModelPlan;
-use self::params::{FanoutParams, HttpMethod, HttpVersion, check_url};
+use self::params::{BusyPollMode, FanoutParams, HttpMethod, HttpVersion, check_url};
 use self::plan::FanoutPlan;
 use self::report::{FanoutReport, LoadModel, Reporter};
 use self::schedule::{ArrivalSchedule, Pacing};
@@ -83,6 +83,7 @@ impl Experiment for HttpFanout {
             connect_timeout_ms: None,
             keep_alive: true,
             http_version: HttpVersion::Http1,
+            busy_poll: BusyPollMode::Adaptive,
             timeout_ms: 10_000,
             thresholds: None,
             shards: None,
@@ -141,10 +142,7 @@ impl Experiment for HttpFanout {
             ModelPlan::Closed { .. } => None,
         };
 
-        // The closed model runs as fast as answers come back; the open model keeps a schedule
-        // and would only burn the CPU its scheduler needs.
-        let busy_poll = schedule.is_none();
-        let mut pool = spawn_worker_threads(&fanout, workers, threads, busy_poll, ctx.cpu());
+        let mut pool = spawn_worker_threads(&fanout, workers, threads, load.busy_poll, ctx.cpu());
         if let Some(schedule) = schedule.clone() {
             let fanout = fanout.clone();
             let indices = load.indices;

@@ -89,6 +89,27 @@ pub enum HttpVersion {
     Http2,
 }
 
+/// Whether the closed model's worker threads poll for answers without sleeping while they come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BusyPollMode {
+    /// Each worker thread keeps polling its sockets while requests finished within the last
+    /// 200 µs, and sleeps as usual once none has: a fast target gets more requests per second
+    /// for a core's worth of CPU, a slow one costs next to nothing.
+    #[default]
+    Adaptive,
+    /// Worker threads always sleep until a socket is ready: the least CPU per request, at a
+    /// lower rate against a fast target.
+    Off,
+}
+
+impl BusyPollMode {
+    /// Whether this is the default, `adaptive`.
+    pub fn is_adaptive(&self) -> bool {
+        *self == BusyPollMode::Adaptive
+    }
+}
+
 /// One stage of an open-model ramp.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +190,12 @@ pub struct FanoutParams {
     #[serde(default)]
     #[schema(inline)]
     pub http_version: HttpVersion,
+    /// The closed model's busy polling: `adaptive` (spin while answers keep coming) or `off`
+    /// (always sleep until a socket is ready). The open model never spins. Left out of the stored
+    /// parameters when `adaptive`, so jobs stored before it existed compare with today's.
+    #[serde(default, skip_serializing_if = "BusyPollMode::is_adaptive")]
+    #[schema(inline)]
+    pub busy_poll: BusyPollMode,
     /// Time limit for one request, from connecting to the last body byte (1 to 600,000 ms).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
