@@ -10,11 +10,11 @@
 # counted, control plane included). The summary gives the median of the rounds with their
 # spread (min-max) as a Markdown table ready for the README.
 #
-# asynclab runs once per BUSY_POLL mode: `asynclab` is the default (`busy_poll: adaptive`),
-# `asynclab-off` the same job with `busy_poll: off`, so the default can be judged by its
-# requests per CPU-second as well as its rate.
+# asynclab runs once per BUSY_POLL mode, as `asynclab-off` (`busy_poll: off`, the default) and
+# `asynclab-adaptive` (the worker threads spin while answers keep coming), so the default can be
+# judged by its requests per CPU-second as well as its rate.
 #
-# Settings (environment): BUSY_POLL ("adaptive off"), SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (5: tools alternate; 0: none, only the open model and memory),
+# Settings (environment): BUSY_POLL ("off adaptive"), SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (5: tools alternate; 0: none, only the open model and memory),
 # OPEN_RATE (20000), MEMORY_COUNTS ("1000000 10000000"), PORT (18080), TARGET_PORT (18091),
 # NGINX_PORT (18090), OPEN_CONNECTIONS (CONNECTIONS), OHA_VERSION (~1.16, the version cargo
 # installs when oha is missing). MEMORY_COUNTS= (empty) skips the memory runs.
@@ -24,7 +24,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-5}
 OHA_VERSION=${OHA_VERSION:-~1.16}
-BUSY_POLL=${BUSY_POLL:-adaptive off}
+BUSY_POLL=${BUSY_POLL:-off adaptive}
 OPEN_RATE=${OPEN_RATE:-20000}
 OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-$CONNECTIONS}
 MEMORY_COUNTS=${MEMORY_COUNTS-"1000000 10000000"}
@@ -155,11 +155,9 @@ server_cpu_s() {
     python3 -c 'import os, sys; f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split(); print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))' "$server_pid"
 }
 
-# run_asynclab TARGET URL MODE: one job with `busy_poll: MODE`; the tool is named `asynclab`
-# for the default mode and `asynclab-MODE` otherwise.
+# run_asynclab TARGET URL MODE: one job with `busy_poll: MODE`, named `asynclab-MODE`.
 run_asynclab() {
-    local target=$1 url=$2 mode=$3 out="$workdir/job.json" before after name=asynclab
-    [[ $mode != adaptive ]] && name="asynclab-$mode"
+    local target=$1 url=$2 mode=$3 out="$workdir/job.json" before after name="asynclab-$mode"
     before=$(server_cpu_s)
     run_job http-fanout "{\"url\":\"$url\",\"duration_ms\":$((SECONDS_PER_RUN * 1000)),\"max_connections\":$CONNECTIONS,\"busy_poll\":\"$mode\"}" "$out"
     after=$(server_cpu_s)

@@ -32,20 +32,24 @@ async fn a_fanout_waiting_on_a_slow_target_costs_almost_no_cpu() {
     let app = TestApp::start(&database, &[]).await;
     let target = TestTarget::start().await;
     let url = format!("{}/targets/delay/50", target.address);
-    let report = result(&app, "http-fanout", json!({"url": url, "duration_ms": 2000, "max_connections": 8})).await;
-    assert_cpu_shape(&report, "dedicated_threads");
-    let requests = report["requests"].as_u64().unwrap();
-    assert!(requests >= 100, "8 connections × 50 ms for 2 s: {report}");
-    let (cpu_ms, elapsed_ms) = (number(&report["cpu"]["total_ms"]), number(&report["elapsed_ms"]));
-    // Each request costs tens of microseconds of work; waiting costs nothing. A tenth of one
-    // core leaves room for a slow, loaded machine (several times the expected figure).
-    assert!(cpu_ms < 0.1 * elapsed_ms, "{cpu_ms} ms of CPU in {elapsed_ms} ms: {}", report["cpu"]);
-    // The derived figures agree with the measured ones.
-    let per_request = number(&report["cpu_micros_per_request"]);
-    assert!((per_request - cpu_ms * 1000.0 / requests as f64).abs() < 1e-6 * per_request.max(1.0), "{report}");
-    if cpu_ms > 0.0 {
-        let per_cpu_second = number(&report["requests_per_cpu_second"]);
-        assert!((per_cpu_second - requests as f64 / (cpu_ms / 1000.0)).abs() <= 1e-6 * per_cpu_second, "{report}");
+    // Both modes: the adaptive spinner must stop spinning when answers are 50 ms apart.
+    for busy_poll in ["off", "adaptive"] {
+        let params = json!({"url": url, "duration_ms": 2000, "max_connections": 8, "busy_poll": busy_poll});
+        let report = result(&app, "http-fanout", params).await;
+        assert_cpu_shape(&report, "dedicated_threads");
+        let requests = report["requests"].as_u64().unwrap();
+        assert!(requests >= 100, "8 connections × 50 ms for 2 s: {report}");
+        let (cpu_ms, elapsed_ms) = (number(&report["cpu"]["total_ms"]), number(&report["elapsed_ms"]));
+        // Each request costs tens of microseconds of work; waiting costs nothing. A tenth of one
+        // core leaves room for a slow, loaded machine (several times the expected figure).
+        assert!(cpu_ms < 0.1 * elapsed_ms, "busy_poll {busy_poll}: {cpu_ms} ms of CPU in {elapsed_ms} ms: {}", report["cpu"]);
+        // The derived figures agree with the measured ones.
+        let per_request = number(&report["cpu_micros_per_request"]);
+        assert!((per_request - cpu_ms * 1000.0 / requests as f64).abs() < 1e-6 * per_request.max(1.0), "{report}");
+        if cpu_ms > 0.0 {
+            let per_cpu_second = number(&report["requests_per_cpu_second"]);
+            assert!((per_cpu_second - requests as f64 / (cpu_ms / 1000.0)).abs() <= 1e-6 * per_cpu_second, "{report}");
+        }
     }
     app.stop().await;
 }

@@ -1,4 +1,5 @@
-//! Busy polling for a fan-out worker thread in the closed model. While answers arrive close
+//! Busy polling for a fan-out worker thread in the closed model, with `busy_poll: adaptive` (the
+//! default is `off`: per CPU-second it does more, see the README). While answers arrive close
 //! together, the thread keeps asking the kernel for ready sockets without blocking instead of
 //! sleeping until the next one. A sleeping thread has to be woken for every answer, and the
 //! wake-up is paid on the core that delivered the answer — the target's, when the target runs on

@@ -116,7 +116,7 @@ mod tests {
         assert_eq!((closed.workers, closed.total()), (8, Some(2)), "HTTP/1.1 workers are capped by the connections");
         assert_eq!((closed.request_timeout, closed.connect_timeout), (Duration::from_secs(10), Duration::from_secs(10)));
         assert!(!closed.is_shard);
-        assert!(closed.busy_poll, "the closed model spins by default");
+        assert!(!closed.busy_poll, "the closed model sleeps between answers by default");
 
         let h2 = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "http_version": "http2", "concurrency": 64,
                                          "connect_timeout_ms": 250}));
@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(open.total(), Some(200));
         assert!(matches!(open.model, ModelPlan::Open { pool_timeout: Some(wait), .. } if wait == Duration::from_millis(5)));
         assert!(!open.busy_poll, "the open model never spins");
-        let quiet = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "busy_poll": "off"}));
-        assert!(!quiet.busy_poll);
+        let spinning = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "busy_poll": "adaptive"}));
+        assert!(spinning.busy_poll);
+        let open_spinning =
+            plan(serde_json::json!({"url": "http://127.0.0.1/", "rate": 10.0, "duration_ms": 100, "busy_poll": "adaptive"}));
+        assert!(!open_spinning.busy_poll, "the open model never spins");
     }
 }

@@ -4,8 +4,8 @@
 //! intended start, so a slow server cannot hide its queueing). Each connection is owned by one
 //! worker task, so `max_connections` is exact. Workers run on current-thread runtimes of their
 //! own, one per core the process may use: no work stealing between threads on the hot path, and
-//! the control plane's runtime stays free. In the closed model they busy-poll while answers
-//! keep coming ([`busy_poll`]).
+//! the control plane's runtime stays free. In the closed model with `busy_poll: adaptive`
+//! they busy-poll while answers keep coming ([`busy_poll`]).
 
 pub mod breakdown;
 pub mod busy_poll;
@@ -83,7 +83,7 @@ impl Experiment for HttpFanout {
             connect_timeout_ms: None,
             keep_alive: true,
             http_version: HttpVersion::Http1,
-            busy_poll: BusyPollMode::Adaptive,
+            busy_poll: BusyPollMode::Off,
             timeout_ms: 10_000,
             thresholds: None,
             shards: None,

@@ -93,21 +93,14 @@ pub enum HttpVersion {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BusyPollMode {
-    /// Each worker thread keeps polling its sockets while requests finished within the last
-    /// 200 µs, and sleeps as usual once none has: a fast target gets more requests per second
-    /// for a core's worth of CPU, a slow one costs next to nothing.
+    /// Worker threads sleep until a socket is ready: the fewest CPU-seconds per request (the
+    /// default: in `bench/fanout.sh` it beat wrk per CPU-second and matched its rate).
     #[default]
-    Adaptive,
-    /// Worker threads always sleep until a socket is ready: the least CPU per request, at a
-    /// lower rate against a fast target.
     Off,
-}
-
-impl BusyPollMode {
-    /// Whether this is the default, `adaptive`.
-    pub fn is_adaptive(&self) -> bool {
-        *self == BusyPollMode::Adaptive
-    }
+    /// Each worker thread keeps polling its sockets while requests finished within the last
+    /// 200 µs, and sleeps as usual once none has: a higher rate against a fast target for a
+    /// core's worth of CPU; a slow target costs next to nothing.
+    Adaptive,
 }
 
 /// One stage of an open-model ramp.
@@ -190,10 +183,9 @@ pub struct FanoutParams {
     #[serde(default)]
     #[schema(inline)]
     pub http_version: HttpVersion,
-    /// The closed model's busy polling: `adaptive` (spin while answers keep coming) or `off`
-    /// (always sleep until a socket is ready). The open model never spins. Left out of the stored
-    /// parameters when `adaptive`, so jobs stored before it existed compare with today's.
-    #[serde(default, skip_serializing_if = "BusyPollMode::is_adaptive")]
+    /// The closed model's busy polling: `off` (sleep until a socket is ready; the default) or
+    /// `adaptive` (spin while answers keep coming). The open model never spins.
+    #[serde(default)]
     #[schema(inline)]
     pub busy_poll: BusyPollMode,
     /// Time limit for one request, from connecting to the last body byte (1 to 600,000 ms).
