@@ -4,6 +4,9 @@
 //! decides whether it may. Refusals are problem+json (`401` for a missing, wrong, expired or
 //! revoked token, `403` for a role too weak, `429` for an address over its failed-authentication
 //! limit), logged without the token and counted in `/metrics`.
+//!
+//! The middleware is hand-written: tower-http's bearer check knows one fixed token, not stored
+//! tokens with roles.
 
 pub mod authenticator;
 pub mod failures;
