@@ -8,6 +8,10 @@
 //! Each connection is watched by its own task: the request service counts requests in
 //! progress (until their response body is dropped), the connection's reads stamp the time of
 //! the last byte, and the watcher compares both with the timeouts.
+//!
+//! This stays hand-written: tower's `Timeout` and `ConcurrencyLimit` act on requests, which exist
+//! only once a head has been read, so they can neither time out a head still arriving nor bound
+//! the descriptors held by idle connections.
 
 use std::convert::Infallible;
 use std::io;

@@ -1,5 +1,8 @@
 //! `GET /metrics` in the Prometheus text format, and the middleware that counts HTTP requests
 //! by matched route.
+//!
+//! The middleware is hand-written: no tower or tower-http layer records Prometheus series, and a
+//! metrics crate would bring a recorder and its dependencies for one counter and one histogram.
 
 use std::time::Instant;
 

@@ -51,6 +51,7 @@ impl FailureLimiter {
     pub fn failed(&self, client: IpAddr, now: Instant) -> Option<Duration> {
         if self.limiter.len() >= MAX_TRACKED_CLIENTS {
             self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
         }
         let wait = match self.limiter.check_key(&client) {
             Ok(()) => return None,

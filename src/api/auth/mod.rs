@@ -4,6 +4,9 @@
 //! decides whether it may. Refusals are problem+json (`401` for a missing, wrong, expired or
 //! revoked token, `403` for a role too weak, `429` for an address over its failed-authentication
 //! limit), logged without the token and counted in `/metrics`.
+//!
+//! The middleware is hand-written: tower-http's bearer check knows one fixed token, not stored
+//! tokens with roles.
 
 pub mod authenticator;
 pub mod failures;
@@ -22,7 +25,7 @@ pub use authenticator::{Authenticator, Principal};
 use policy::Access;
 
 use crate::api::access_token;
-use crate::api::limits::ClientAddress;
+use crate::api::limits::{self, ClientAddress};
 use crate::api::state::AppState;
 use crate::error::ApiError;
 
@@ -98,7 +101,7 @@ async fn authenticate(state: &AppState, client: IpAddr, route: &str, presented: 
 fn too_many_failures(client: IpAddr, wait: std::time::Duration) -> Response {
     ApiError::TooManyRequests {
         reason: format!("too many failed authentications from {client}; try again later"),
-        retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
+        retry_after_s: limits::retry_after_seconds(wait),
     }
     .into_response()
 }
