@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The `redis` experiment against redis-benchmark, in one run, on the same Redis with the same
 # connection count and operations: redis-benchmark -c CLIENTS -n REQUESTS -t set,get, then a
-# `redis` job with pool_size = concurrency = CLIENTS and 2 × REQUESTS operations (SET and GET,
-# half each, 3-byte values like redis-benchmark's default). Prints both rates and their ratio;
-# the target is ≥ 0.8. See bench/README.md.
+# `redis` job with client `pool`, pool_size = concurrency = CLIENTS and 2 × REQUESTS operations
+# (SET and GET, half each, 3-byte values like redis-benchmark's default), then the same job with
+# client `fred` on FRED_CONNECTIONS multiplexed connections. Prints each one's rate, p50/p99 and
+# CPU, and the pool job's ratio to redis-benchmark; the target is ≥ 0.8. See bench/README.md.
 #
 # Settings (environment): REDIS_URL (redis://127.0.0.1:6379), CLIENTS (50), REQUESTS (200000),
-# PORT (18081).
+# FRED_CONNECTIONS (2), PORT (18081).
 set -euo pipefail
 
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 CLIENTS=${CLIENTS:-50}
 REQUESTS=${REQUESTS:-200000}
+FRED_CONNECTIONS=${FRED_CONNECTIONS:-2}
 PORT=${PORT:-18081}
 
 source "$(dirname "${BASH_SOURCE[0]}")/server.sh"
@@ -30,14 +32,18 @@ redis-benchmark -h "$redis_host" -p "$redis_port" -c "$CLIENTS" -n "$REQUESTS" -
     grep -E '^(SET|GET): [0-9.]+ requests per second' | tee "$workdir/redis-benchmark.txt"
 
 ops=$((2 * REQUESTS))
-body=$(printf '{"pool_size":%s,"concurrency":%s,"ops":%s,"mix":{"get":1,"set":1},"value_bytes":3}' "$CLIENTS" "$CLIENTS" "$ops")
+body=$(printf '{"client":"pool","pool_size":%s,"concurrency":%s,"ops":%s,"mix":{"get":1,"set":1},"value_bytes":3}' "$CLIENTS" "$CLIENTS" "$ops")
 log "POST /experiments/redis $body"
 run_job redis "$body" "$workdir/job.json"
 
-python3 - "$workdir/redis-benchmark.txt" "$workdir/job.json" "$REQUESTS" <<'PY'
+body=$(printf '{"client":"fred","pool_size":%s,"concurrency":%s,"ops":%s,"mix":{"get":1,"set":1},"value_bytes":3}' "$FRED_CONNECTIONS" "$CLIENTS" "$ops")
+log "POST /experiments/redis $body"
+run_job redis "$body" "$workdir/fred-job.json"
+
+python3 - "$workdir/redis-benchmark.txt" "$workdir/job.json" "$REQUESTS" "$workdir/fred-job.json" <<'PY'
 import json, re, sys
 
-bench_path, job_path, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bench_path, job_path, requests, fred_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 rates = {}
 for line in open(bench_path):
     match = re.match(r"(SET|GET): ([\d.]+) requests per second", line)
@@ -57,4 +63,16 @@ print(f"  latency:           p50 {latency['p50_ms']:.3f} ms, p99 {latency['p99_m
 print(f"  pool wait:         p50 {wait['p50_ms']:.3f} ms, p99 {wait['p99_ms']:.3f} ms, "
       f"{report['pool_wait_timeouts']} timed out, share {report['pool_wait_share']:.2f}")
 print(f"  ratio:             {ratio:.2f} × redis-benchmark (target ≥ 0.8)")
+
+def cpu_line(report):
+    cpu = report["cpu"]
+    return f"CPU {cpu['total_ms'] / 1000:.2f} s ({report['ops'] / max(cpu['total_ms'], 1e-9) * 1000:.0f} ops per CPU-second)"
+
+fred = json.load(open(fred_path))["result"]
+print()
+print("clients (same operations, same tasks)")
+for report in (report, fred):
+    latency = report["latency"]
+    print(f"  {report['client']:<5} {report['pool_size']:>3} connections: {report['ops_per_s']:.0f} ops/s, "
+          f"p50 {latency['p50_ms']:.3f} ms, p99 {latency['p99_ms']:.3f} ms, {cpu_line(report)}")
 PY

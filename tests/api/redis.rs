@@ -1,5 +1,7 @@
 //! The `redis` experiment against a real Redis: exact operation counts, pool waits and their
-//! timeouts, key clean-up, a Redis that dies mid-run, availability, and no connection left open.
+//! timeouts, key clean-up, a Redis that dies mid-run, availability, and no connection left open,
+//! for both clients (`pool` and `fred`); the client named in the report and compared as a
+//! parameter.
 
 use serde_json::{Value, json};
 
@@ -65,9 +67,17 @@ async fn waits_beyond_the_pool_timeout_are_counted(backend: Backend) {
 }
 
 async fn a_redis_that_dies_mid_run_fails_the_job_and_the_server_stays_healthy(backend: Backend) {
+    dies_mid_run(backend, "pool").await;
+}
+
+async fn a_redis_that_dies_under_fred_fails_the_job_the_same_way(backend: Backend) {
+    dies_mid_run(backend, "fred").await;
+}
+
+async fn dies_mid_run(backend: Backend, client: &str) {
     let mut redis = TestRedis::start().await;
     let (_database, app) = start(backend, &redis.url).await;
-    let id = app.launch_ok("redis", &json!({"pool_size": 4, "concurrency": 8, "duration_ms": 60000})).await;
+    let id = app.launch_ok("redis", &json!({"client": client, "pool_size": 4, "concurrency": 8, "duration_ms": 60000})).await;
     // Mid-run means operations have completed: wait for a progress event that says so.
     let mut events = app.open_events(&id, None).await;
     let under_way = tokio::time::timeout(std::time::Duration::from_secs(30), async {
@@ -113,8 +123,12 @@ async fn no_redis_connection_outlives_the_server(backend: Backend) {
     let (_database, app) = start(backend, &redis.url).await;
     let ready = app.get_json("/readyz").await;
     assert_eq!(ready["checks"]["redis"], "ok");
-    let id = app.launch_ok("redis", &json!({"pool_size": 5, "concurrency": 5, "ops": 500})).await;
-    assert_eq!(app.wait_until_ended(&id).await["status"], "succeeded");
+    let before = redis.clients().await;
+    for client in ["pool", "fred"] {
+        let id = app.launch_ok("redis", &json!({"client": client, "pool_size": 5, "concurrency": 5, "ops": 500})).await;
+        assert_eq!(app.wait_until_ended(&id).await["status"], "succeeded");
+        assert_eq!(eventually(before, || redis.clients()).await, before, "the {client} run closed its connections");
+    }
     assert!(redis.clients().await > 0, "the shared pool stays connected while the server runs");
     app.stop().await;
     assert_eq!(eventually(0, || redis.clients()).await, 0, "Redis connections left");
@@ -144,7 +158,82 @@ async fn a_cancelled_run_still_deletes_its_keys(backend: Backend) {
     app.stop().await;
 }
 
+/// A Redis's count of calls of `command` since it started (`INFO commandstats`).
+async fn calls(port: u16, command: &str) -> u64 {
+    let stats = redis_cli(port, &["info", "commandstats"]).await;
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().expect("a call count"))
+}
+
+async fn a_fred_run_sends_exactly_the_counted_commands_and_deletes_its_keys(backend: Backend) {
+    let redis = TestRedis::start().await;
+    let (_database, app) = start(backend, &redis.url).await;
+    let id = app
+        .launch_ok(
+            "redis",
+            &json!({"client": "fred", "pool_size": 2, "concurrency": 16, "ops": 3000, "pipeline_depth": 4, "value_bytes": 100,
+                    "mix": {"get": 2, "set": 2, "incr": 1, "pipeline": 1}}),
+        )
+        .await;
+    let job = app.wait_until_ended(&id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let report = &job["result"];
+    assert_eq!(report["client"], "fred");
+    assert_eq!(report["pool_size"], 2);
+    assert_eq!(report["ops"], 3000);
+    let counts = &report["op_counts"];
+    let by_kind: Vec<u64> = ["get", "set", "incr", "pipeline"].iter().map(|kind| counts[kind].as_u64().unwrap()).collect();
+    assert_eq!(by_kind.iter().sum::<u64>(), 3000);
+    assert!(by_kind.iter().all(|count| *count > 0), "every kind ran: {counts}");
+    assert_eq!(report["commands"], by_kind[0] + by_kind[1] + by_kind[2] + 4 * by_kind[3]);
+    assert_eq!(report["latency"]["count"], 3000);
+    assert_eq!(report["pool_wait"]["count"], 0, "fred has no checkout: {report}");
+    assert_eq!(report["pool_wait_timeouts"], 0);
+    assert_eq!(report["pool_wait_share"], 0.0);
+    // What Redis itself counted: a pipeline of 4 is 2 SETs and 2 GETs.
+    assert_eq!(calls(redis.port, "set").await, by_kind[1] + 2 * by_kind[3], "SETs Redis received");
+    assert_eq!(calls(redis.port, "get").await, by_kind[0] + 2 * by_kind[3], "GETs Redis received");
+    assert_eq!(calls(redis.port, "incr").await, by_kind[2], "INCRs Redis received");
+    let prefix = report["key_prefix"].as_str().unwrap();
+    assert!(report["keys_deleted"].as_u64().unwrap() > 0);
+    assert_eq!(keys_under(redis.port, prefix).await, 0, "the run's keys are gone");
+    assert_eq!(redis_cli(redis.port, &["dbsize"]).await.trim(), "0", "nothing else was left");
+    assert!(report["cpu"].is_object(), "{report}");
+    app.stop().await;
+}
+
+async fn an_unknown_client_is_refused_naming_it(backend: Backend) {
+    let (_database, app) = start(backend, SHARED_REDIS_URL).await;
+    let problem = assert_problem(app.launch("redis", &json!({"ops": 10, "client": "jedis"})).await, 422, "client").await;
+    assert!(problem.to_string().contains("fred"), "the reason lists the clients: {problem}");
+    app.stop().await;
+}
+
+async fn runs_with_different_clients_are_not_compared_unless_forced(backend: Backend) {
+    let (_database, app) = start(backend, SHARED_REDIS_URL).await;
+    let body = |client: &str| json!({"client": client, "pool_size": 2, "concurrency": 4, "ops": 300});
+    let pool = app.launch_ok("redis", &body("pool")).await;
+    let fred = app.launch_ok("redis", &body("fred")).await;
+    for id in [&pool, &fred] {
+        let job = app.wait_until_ended(id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    assert_eq!(app.job(&pool).await["result"]["client"], "pool");
+    let refused = app.client.get(app.url(&format!("/jobs/{fred}/compare/{pool}"))).send().await.unwrap();
+    assert_problem(refused, 422, "params.client").await;
+    let forced = app.get_json(&format!("/jobs/{fred}/compare/{pool}?force=true")).await;
+    assert_eq!(forced["differing_params"], json!(["client"]));
+    app.stop().await;
+}
+
 crate::both_stores!(
+    a_fred_run_sends_exactly_the_counted_commands_and_deletes_its_keys,
+    an_unknown_client_is_refused_naming_it,
+    runs_with_different_clients_are_not_compared_unless_forced,
+    a_redis_that_dies_under_fred_fails_the_job_the_same_way,
     a_cancelled_run_still_deletes_its_keys,
     a_mixed_run_counts_every_operation_and_deletes_its_keys,
     waits_beyond_the_pool_timeout_are_counted,

@@ -2,7 +2,9 @@
 //! pool of `pool_size` connections; each operation first checks a connection out (waiting up to
 //! `pool_wait_timeout_ms`), then runs GET, SET, INCR or a pipeline on it. The report separates
 //! the time spent waiting for a connection from the time Redis took, so a user sees whether the
-//! pool or Redis is the limit.
+//! pool or Redis is the limit. With `client: "fred"` the same workload runs through fred
+//! instead: a fred pool of `pool_size` multiplexed connections that every task sends on at once,
+//! with nothing to wait for; the lesson is the difference between the two.
 //!
 //! # Design
 //! The shared fred pool built from `REDIS_URL` multiplexes many callers over each connection,
@@ -15,13 +17,16 @@
 //! on a thread of their own: a task and its socket never change threads, and the job's load
 //! never slows the API down. Connections log in (AUTH, SELECT) as `REDIS_URL` says; `rediss://`
 //! (TLS), clusters and sentinels make the experiment unavailable. They do not reconnect: a
-//! connection that breaks fails the job with a `connect` error.
+//! connection that breaks fails the job with a `connect` error. The `fred` client
+//! ([`multiplexed`]) is built per job from the same `REDIS_URL`, on the same thread and runtime,
+//! and does not reconnect either.
 //!
 //! Keys live under `asynclab:{job id}:` and are deleted (SCAN + UNLINK on the shared fred pool)
 //! when the run ends, successfully or not; a job cancelled or timed out mid-run is dropped at
 //! once, and a tracked clean-up task deletes its keys then.
 
 mod connection;
+mod multiplexed;
 mod params;
 mod pool;
 mod resp;
@@ -37,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use connection::RedisServer;
-pub use params::{OpMix, RedisParams};
+pub use params::{ClientKind, OpMix, RedisParams};
 use workload::{Counters, Plan, Tally};
 
 use super::dedicated_runtime::{run_on_own_thread, run_tokio};
@@ -79,7 +84,10 @@ pub struct OpCounts {
 pub struct RedisReport {
     /// The prefix of every key the run used.
     pub key_prefix: String,
-    /// Connections in the pool.
+    /// The client that ran the workload.
+    pub client: ClientKind,
+    /// Connections the client opened: sockets lent one task at a time (`pool`), or multiplexed
+    /// connections shared by every task (`fred`).
     pub pool_size: u32,
     /// Tasks sharing them.
     pub concurrency: u32,
@@ -97,7 +105,8 @@ pub struct RedisReport {
     pub commands_per_s: f64,
     /// Operation latency, connection checkout excluded.
     pub latency: LatencySummary,
-    /// Time to check a connection out of the pool (waits that timed out excluded).
+    /// Time to check a connection out of the pool (waits that timed out excluded); empty with
+    /// `fred`, which has no checkout.
     pub pool_wait: LatencySummary,
     /// Checkouts that gave up after `pool_wait_timeout_ms`; their operations were not sent.
     pub pool_wait_timeouts: u64,
@@ -106,7 +115,8 @@ pub struct RedisReport {
     pub pool_wait_share: f64,
     /// Keys the clean-up deleted.
     pub keys_deleted: u64,
-    /// The CPU the run used: the workload's own thread (every operation, on its own sockets),
+    /// The CPU the run used: the workload's own thread (every operation, on its own sockets, and
+    /// with `fred` its connection tasks),
     /// plus the job's polls on the control plane (progress, the clean-up's calls; the shared
     /// fred client's connection tasks, which carry the clean-up, are not counted).
     pub cpu: CpuUsage,
@@ -129,6 +139,7 @@ impl Experiment for RedisPool {
 
     fn example() -> RedisParams {
         RedisParams {
+            client: ClientKind::Pool,
             pool_size: 10,
             concurrency: 50,
             ops: Some(100_000),
@@ -151,9 +162,9 @@ impl Experiment for RedisPool {
         let redis = ctx.services().redis.clone().ok_or_else(|| ExperimentError::Unavailable("REDIS_URL is not set".into()))?;
         let server = RedisServer::from_target(&redis).map_err(ExperimentError::Unavailable)?;
         let key_prefix = format!("asynclab:{}:", ctx.job_id());
-        let (pool_size, concurrency) = (params.pool_size, params.concurrency);
+        let (client_kind, pool_size, concurrency) = (params.client, params.pool_size, params.concurrency);
         let counters = Arc::new(Counters::default());
-        let plan = Plan { server, params, key_prefix: key_prefix.clone(), counters: counters.clone() };
+        let plan = Plan { server, config: redis.config.clone(), params, key_prefix: key_prefix.clone(), counters: counters.clone() };
         let mut leftover = LeftoverKeys { ctx: ctx.clone(), client: redis.pool.next().clone(), prefix: Some(key_prefix.clone()) };
         let outcome = drive(&ctx, plan, &counters).await;
         leftover.prefix = None;
@@ -176,7 +187,7 @@ impl Experiment for RedisPool {
             Err(_) => return Err(ExperimentError::Timeout(format!("deleting the keys under {key_prefix} took too long"))),
         };
         let cpu = ctx.cpu().usage(CpuScope::DedicatedThreads);
-        Ok(report(key_prefix, pool_size, concurrency, tally, elapsed, keys_deleted, cpu))
+        Ok(report(key_prefix, client_kind, pool_size, concurrency, tally, elapsed, keys_deleted, cpu))
     }
 }
 
@@ -245,8 +256,10 @@ fn classify(error: fred::error::Error) -> ExperimentError {
     }
 }
 
+#[allow(clippy::too_many_arguments, reason = "the figures of one run, each given once by `run`")]
 fn report(
     key_prefix: String,
+    client: ClientKind,
     pool_size: u32,
     concurrency: u32,
     tally: Tally,
@@ -260,6 +273,7 @@ fn report(
     let busy = tally.busy_total.as_secs_f64();
     RedisReport {
         key_prefix,
+        client,
         pool_size,
         concurrency,
         ops,

@@ -30,7 +30,15 @@ const MAX_POOL_WAIT_TIMEOUT_MS: u64 = 60_000;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisParams {
-    /// Connections in the job's pool (1 to 256); each serves one task at a time.
+    /// The client that runs the workload: `pool` (the default), a pool of `pool_size` sockets
+    /// each lent to one task at a time, or `fred`, a fred pool of `pool_size` multiplexed
+    /// connections every task sends on at once. Left out of the stored parameters when `pool`,
+    /// so runs launched before the choice existed stay comparable with new ones.
+    #[serde(default, skip_serializing_if = "ClientKind::is_pool")]
+    pub client: ClientKind,
+    /// Connections the client opens (1 to 256): with `pool`, sockets that each serve one task at
+    /// a time; with `fred`, multiplexed connections that each carry any number of tasks'
+    /// commands, pipelined, picked round-robin per operation.
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
     /// Tasks issuing operations at once (1 to 4096); more tasks than connections wait for one.
@@ -55,8 +63,29 @@ pub struct RedisParams {
     pub keyspace: u32,
     /// How long a task waits for a pooled connection before giving the operation up, counted in
     /// `pool_wait_timeouts` (1 to 60 000 ms), like redis-py's `BlockingConnectionPool(timeout=…)`.
+    /// `fred` never waits for a connection, so it ignores it.
     #[serde(default = "default_pool_wait_timeout_ms")]
     pub pool_wait_timeout_ms: u64,
+}
+
+/// The client a `redis` run measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// The job's own pool of plain RESP sockets: one command (or pipeline) in flight per socket;
+    /// a task waits for a free one (redis-py's `BlockingConnectionPool`).
+    #[default]
+    Pool,
+    /// A fred pool of multiplexed connections: every task sends at once, fred pipelines the
+    /// commands in flight on each connection (redis-py's single shared connection, pipelined).
+    Fred,
+}
+
+impl ClientKind {
+    /// Whether this is the default, `pool`.
+    pub fn is_pool(&self) -> bool {
+        *self == ClientKind::Pool
+    }
 }
 
 fn default_pool_size() -> u32 {
@@ -184,6 +213,16 @@ mod tests {
     fn bounds_name_the_field() {
         let bad = params(serde_json::json!({"ops": 10, "pool_size": 0, "mix": {"get": 0}, "value_bytes": 0}));
         assert_eq!(fields(&bad), ["pool_size", "mix", "value_bytes"]);
+    }
+
+    #[test]
+    fn the_client_is_pool_unless_named_and_stored_only_when_fred() {
+        let pool = params(serde_json::json!({"ops": 10}));
+        assert_eq!(pool.client, ClientKind::Pool);
+        assert!(serde_json::to_value(&pool).unwrap().get("client").is_none());
+        let fred = params(serde_json::json!({"ops": 10, "client": "fred"}));
+        assert_eq!(serde_json::to_value(&fred).unwrap()["client"], "fred");
+        assert!(serde_json::from_value::<RedisParams>(serde_json::json!({"ops": 10, "client": "jedis"})).is_err());
     }
 
     #[test]

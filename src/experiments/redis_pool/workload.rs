@@ -1,11 +1,16 @@
-//! The measured run: connect the pool, start the tasks, and each task's loop: pick an operation,
-//! check a connection out of the pool (timed), run the operation on it (timed), give the
-//! connection back; and the tally each task keeps for the report.
+//! The measured run: connect the client (the job's pool of sockets or a fred pool of
+//! multiplexed connections), start the tasks, and each task's loop: pick an operation, with
+//! `pool` check a connection out of the pool (timed) and run the operation on it (timed), with
+//! `fred` send it on the next multiplexed connection (timed); and the tally each task keeps for
+//! the report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use fred::prelude::{Config, Pool};
+use fred::types::Key;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -13,7 +18,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::connection::{Connection, RedisServer};
-use super::params::{Op, RedisParams};
+use super::multiplexed::{self, Command};
+use super::params::{ClientKind, Op, RedisParams};
 use super::pool::LabPool;
 use crate::experiments::ExperimentError;
 use crate::services::dependencies::REDIS_COMMAND_TIMEOUT;
@@ -32,6 +38,8 @@ pub enum Budget {
 pub struct Plan {
     /// Where to connect.
     pub server: RedisServer,
+    /// The parsed `REDIS_URL`, which the `fred` client is built from.
+    pub config: Config,
     /// The parameters.
     pub params: RedisParams,
     /// Every key starts with it, so the run's keys can be found and deleted.
@@ -51,17 +59,25 @@ pub struct Counters {
     pub wait_timeouts: AtomicU64,
 }
 
+/// The client the tasks share.
+enum Measured {
+    /// The job's sockets, lent one task at a time.
+    Pool(LabPool),
+    /// fred's multiplexed connections, shared by every task at once.
+    Fred(Pool),
+}
+
 /// What every task shares.
 struct Shared {
-    pool: LabPool,
+    client: Measured,
     /// Where the pool connects, named by errors.
     server: RedisServer,
     params: RedisParams,
     budget: Budget,
     /// The key prefix, as the bytes every key starts with.
     key_prefix: Vec<u8>,
-    /// The value SET writes.
-    value: Vec<u8>,
+    /// The value SET writes (a `Bytes` so that fred's commands share it without copying).
+    value: Bytes,
     /// Operations taken from the budget so far (issued or given up).
     issued: AtomicU64,
     counters: Arc<Counters>,
@@ -117,10 +133,14 @@ impl Tally {
 /// merged tally and the time from the first operation to the last; the first error stops them
 /// all. Dropping the future drops the pool, which closes its connections.
 pub async fn run(plan: Plan) -> Result<(Tally, Duration), ExperimentError> {
-    let Plan { server, params, key_prefix, counters } = plan;
-    let pool = LabPool::connect(&server, params.pool_size as usize, Duration::from_millis(params.pool_wait_timeout_ms))
-        .await
-        .map_err(|error| error.at(&server))?;
+    let Plan { server, config, params, key_prefix, counters } = plan;
+    let size = params.pool_size as usize;
+    let client = match params.client {
+        ClientKind::Pool => Measured::Pool(
+            LabPool::connect(&server, size, Duration::from_millis(params.pool_wait_timeout_ms)).await.map_err(|error| error.at(&server))?,
+        ),
+        ClientKind::Fred => Measured::Fred(multiplexed::connect(&config, size, &server).await?),
+    };
     let started = Instant::now();
     let _ = counters.started.set(started);
     let budget = match (params.ops, params.duration_ms) {
@@ -128,9 +148,9 @@ pub async fn run(plan: Plan) -> Result<(Tally, Duration), ExperimentError> {
         (None, duration_ms) => Budget::Until(started + Duration::from_millis(duration_ms.unwrap_or_default())),
     };
     let shared = Arc::new(Shared {
-        pool,
+        client,
         server,
-        value: vec![b'x'; params.value_bytes as usize],
+        value: Bytes::from(vec![b'x'; params.value_bytes as usize]),
         params,
         budget,
         key_prefix: key_prefix.into_bytes(),
@@ -149,7 +169,11 @@ pub async fn run(plan: Plan) -> Result<(Tally, Duration), ExperimentError> {
             Err(error) => return Err(ExperimentError::Internal(format!("a task failed: {error}"))),
         }
     }
-    Ok((total, started.elapsed()))
+    let elapsed = started.elapsed();
+    if let Measured::Fred(pool) = &shared.client {
+        multiplexed::close(pool).await;
+    }
+    Ok((total, elapsed))
 }
 
 /// Runs operations until the budget is spent; the first Redis error ends the task with it.
@@ -167,20 +191,28 @@ async fn run_task(shared: Arc<Shared>, seed: u64) -> Result<Tally, ExperimentErr
             return Ok(tally);
         }
         let op = shared.params.mix.pick(&mut rng);
-        let wait_started = Instant::now();
-        let checkout = shared.pool.checkout().await;
-        let waited = wait_started.elapsed();
-        tally.wait_total += waited;
-        let Ok(mut checkout) = checkout else {
-            tally.wait_timeouts += 1;
-            shared.counters.wait_timeouts.fetch_add(1, Ordering::Relaxed);
-            continue;
+        let (commands, took) = match &shared.client {
+            Measured::Pool(pool) => {
+                let wait_started = Instant::now();
+                let checkout = pool.checkout().await;
+                let waited = wait_started.elapsed();
+                tally.wait_total += waited;
+                let Ok(mut checkout) = checkout else {
+                    tally.wait_timeouts += 1;
+                    shared.counters.wait_timeouts.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let _ = tally.pool_wait.record(waited.as_micros().max(1) as u64);
+                let started = Instant::now();
+                let commands = execute(op, checkout.connection(), &shared, &mut rng, &mut key).await?;
+                (commands, started.elapsed())
+            }
+            Measured::Fred(pool) => {
+                let started = Instant::now();
+                let commands = execute_multiplexed(op, pool, &shared, &mut rng, &mut key).await?;
+                (commands, started.elapsed())
+            }
         };
-        let _ = tally.pool_wait.record(waited.as_micros().max(1) as u64);
-        let started = Instant::now();
-        let commands = execute(op, checkout.connection(), &shared, &mut rng, &mut key).await?;
-        let took = started.elapsed();
-        drop(checkout);
         tally.busy_total += took;
         let _ = tally.latency.record(took.as_micros().max(1) as u64);
         tally.counts[op as usize] += 1;
@@ -197,13 +229,7 @@ async fn execute(
     rng: &mut SmallRng,
     key: &mut Vec<u8>,
 ) -> Result<u64, ExperimentError> {
-    let keyspace = shared.params.keyspace;
-    let mut next_key = |family: &[u8], key: &mut Vec<u8>| {
-        key.clear();
-        key.extend_from_slice(&shared.key_prefix);
-        key.extend_from_slice(family);
-        key.extend_from_slice(itoa::Buffer::new().format(rng.random_range(0..keyspace)).as_bytes());
-    };
+    let mut next_key = |family: &[u8], key: &mut Vec<u8>| next_key(shared, rng, family, key);
     let commands = match op {
         Op::Get => {
             next_key(b"k:", key);
@@ -237,4 +263,32 @@ async fn execute(
         Ok(Err(error)) => Err(error.at(&shared.server)),
         Err(_) => Err(ExperimentError::Timeout(format!("{}: no reply within {} s", shared.server.name(), REDIS_COMMAND_TIMEOUT.as_secs()))),
     }
+}
+
+/// Runs one operation on fred's next multiplexed connection; returns how many commands it sent.
+async fn execute_multiplexed(op: Op, pool: &Pool, shared: &Shared, rng: &mut SmallRng, key: &mut Vec<u8>) -> Result<u64, ExperimentError> {
+    let mut next_key = |family: &[u8]| {
+        next_key(shared, rng, family, key);
+        Key::from(Bytes::copy_from_slice(key))
+    };
+    let (command, commands) = match op {
+        Op::Get => (Command::Get(next_key(b"k:")), 1),
+        Op::Set => (Command::Set(next_key(b"k:"), &shared.value), 1),
+        Op::Incr => (Command::Incr(next_key(b"c:")), 1),
+        Op::Pipeline => {
+            let keys = (0..shared.params.pipeline_depth).map(|_| next_key(b"k:")).collect();
+            (Command::Pipeline(keys, &shared.value), u64::from(shared.params.pipeline_depth))
+        }
+    };
+    multiplexed::execute(pool, command, &shared.server).await?;
+    Ok(commands)
+}
+
+/// Builds in `key` the next key of `family`: the run's prefix, the family, a random number below
+/// `keyspace`; no allocation per operation.
+fn next_key(shared: &Shared, rng: &mut SmallRng, family: &[u8], key: &mut Vec<u8>) {
+    key.clear();
+    key.extend_from_slice(&shared.key_prefix);
+    key.extend_from_slice(family);
+    key.extend_from_slice(itoa::Buffer::new().format(rng.random_range(0..shared.params.keyspace)).as_bytes());
 }
