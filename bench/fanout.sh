@@ -157,7 +157,8 @@ server_cpu_s() {
 
 # run_asynclab TARGET URL MODE: one job with `busy_poll: MODE`, named `asynclab-MODE`.
 run_asynclab() {
-    local target=$1 url=$2 mode=$3 out="$workdir/job.json" before after name="asynclab-$mode"
+    local target=$1 url=$2 mode=$3 out="$workdir/job.json" before after name
+    name="asynclab-$mode"
     before=$(server_cpu_s)
     run_job http-fanout "{\"url\":\"$url\",\"duration_ms\":$((SECONDS_PER_RUN * 1000)),\"max_connections\":$CONNECTIONS,\"busy_poll\":\"$mode\"}" "$out"
     after=$(server_cpu_s)
