@@ -70,20 +70,22 @@ log "$(perf --version); generator on CPU 1, nginx on CPU 0; ${CONNECTIONS} conne
 events=task-clock,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_sched_yield
 for mode in $BUSY_POLL; do
     log "busy_poll: $mode"
-    perf stat -x, -e "$events" -p "$server_pid" -o "$workdir/stat.csv" -- sleep "$SECONDS_PER_RUN" 2>/dev/null &
+    # The job's worker threads start with it, and perf attaches to the threads that exist: both
+    # start a second into the job and measure a window of all but its first and last second.
+    window=$((SECONDS_PER_RUN - 2))
+    (sleep 1 && perf stat -x, -e "$events" -p "$server_pid" -o "$workdir/stat.csv" -- sleep "$window" 2>/dev/null) &
     stat_pid=$!
-    # The job's worker threads start with it: perf record attaches to the threads that exist, so
-    # it starts a second into the job and samples all but its last second.
-    (sleep 1 && perf record -q -F 999 -g -p "$server_pid" -o "$workdir/perf.data" -- sleep $((SECONDS_PER_RUN - 2)) >/dev/null 2>&1) &
+    (sleep 1 && perf record -q -F 999 -g -p "$server_pid" -o "$workdir/perf.data" -- sleep "$window" >/dev/null 2>&1) &
     record_pid=$!
     run_job http-fanout "{\"url\":\"http://127.0.0.1:${NGINX_PORT}/\",\"duration_ms\":$((SECONDS_PER_RUN * 1000)),\"max_connections\":$CONNECTIONS,\"busy_poll\":\"$mode\"}" "$workdir/job.json"
     wait "$stat_pid" "$record_pid" || true
-    requests=$(json 'd["result"]["requests"]' <"$workdir/job.json")
+    # The window's requests, taken at the job's average rate.
+    requests=$(json "round(d['result']['achieved_rps'] * $window)" <"$workdir/job.json")
     json "'    %d requests, %.0f req/s, p99 %.3f ms; the job: %.2f CPU-s, %.0f req/CPU-s' % (d['result']['requests'], d['result']['achieved_rps'], d['result']['latency']['p99_ms'], d['result']['cpu']['total_ms'] / 1000, d['result']['requests_per_cpu_second'])" <"$workdir/job.json"
     "$python" - "$workdir/stat.csv" "$requests" <<'PY'
 import sys
 requests = int(sys.argv[2])
-print("    per request (whole server process, perf stat):")
+print(f"    per request (whole server process, perf stat over the window, ~{requests} requests):")
 for line in open(sys.argv[1]):
     fields = line.strip().split(",")
     if len(fields) < 3 or line.startswith("#") or not fields[0].replace(".", "").isdigit():
@@ -94,8 +96,8 @@ for line in open(sys.argv[1]):
     else:
         print(f"      {event.replace('syscalls:sys_enter_', ''):<28} {value / requests:8.3f}")
 PY
-    perf report -i "$workdir/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | awk '/%/ && !/^#/ { printf "      %s\n", $0 }' | head -n 5 |
-        sed '1i\    samples by object (perf record):'
+    printf '    samples by object (perf record):\n'
+    perf report -i "$workdir/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | awk '/%/ && !/^#/ && n++ < 5 { printf "      %s\n", $0 }'
     printf '    hottest symbols:\n'
-    perf report -i "$workdir/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | awk '/%/ && !/^#/ { printf "      %s\n", $0 }' | head -n "$TOP"
+    perf report -i "$workdir/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | awk -v top="$TOP" '/%/ && !/^#/ && n++ < top { printf "      %s\n", $0 }'
 done
