@@ -34,32 +34,6 @@ stop_all() {
 }
 trap stop_all EXIT
 
-start_nginx() {
-    mkdir -p "$workdir/nginx"
-    printf 'hello' >"$workdir/nginx/index.html"
-    chmod a+rx "$workdir" "$workdir/nginx"
-    chmod a+r "$workdir/nginx/index.html"
-    cat >"$workdir/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $workdir/nginx/nginx.pid;
-error_log $workdir/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:${NGINX_PORT}; root $workdir/nginx; location / { try_files /index.html =404; } }
-}
-CONF
-    taskset -c 0 nginx -c "$workdir/nginx/nginx.conf" -p "$workdir/nginx" &
-    nginx_pid=$!
-    local i
-    for ((i = 0; i < 100; i++)); do
-        curl -fs "http://127.0.0.1:${NGINX_PORT}/" >/dev/null && return 0
-        sleep 0.1
-    done
-    die "nginx did not start"
-}
-
 print_machine
 build_release
 start_server

@@ -1,4 +1,4 @@
-# Shared by bench/redis.sh and bench/database.sh (sourced, not run): prints the machine, builds
+# Shared by the bench scripts (sourced, not run): prints the machine, builds
 # the release binary, starts it on a spare port with a temporary data directory (SQLite store),
 # launches jobs through the API, waits for them, and stops the server on exit.
 #
@@ -127,4 +127,33 @@ run_job() {
                 ;;
         esac
     done
+}
+
+# start_nginx: serves a 5-byte file with one nginx worker on 127.0.0.1:NGINX_PORT, pinned to
+# CPU 0, from the working directory; sets nginx_pid and waits until it answers.
+start_nginx() {
+    mkdir -p "$workdir/nginx"
+    printf 'hello' >"$workdir/nginx/index.html"
+    # nginx's worker runs unprivileged: let it read the file.
+    chmod a+rx "$workdir" "$workdir/nginx"
+    chmod a+r "$workdir/nginx/index.html"
+    cat >"$workdir/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $workdir/nginx/nginx.pid;
+error_log $workdir/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:${NGINX_PORT}; root $workdir/nginx; location / { try_files /index.html =404; } }
+}
+CONF
+    taskset -c 0 nginx -c "$workdir/nginx/nginx.conf" -p "$workdir/nginx" &
+    nginx_pid=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        curl -fs "http://127.0.0.1:${NGINX_PORT}/" >/dev/null && return 0
+        sleep 0.1
+    done
+    die "nginx did not start"
 }
