@@ -1,12 +1,13 @@
-//! The service's own HTTP client, built once and shared: job-finished webhooks and the
-//! `blocking-offload` experiment's `http` work go through it, so they reuse its connection pool.
+//! The service's own HTTP client, built once and shared: job-finished webhooks and `http-fanout`
+//! jobs with `pool: shared` go through it, so they reuse its connection pool.
 //! Every name it resolves goes through the outbound policy (each address checked, so a name
 //! cannot be re-pointed at a forbidden address), it never follows redirects (a redirect could
 //! leave the allowlist), and `https` is checked against the same roots as every other target.
-//! The `http-fanout` experiment keeps its own dialer: a load generator must not share a pool.
+//! `http-fanout` keeps its own dialer by default: a load generator must not share a pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,12 +29,20 @@ const POOL_MAX_IDLE_PER_HOST: usize = 32;
 pub struct SharedHttpClient {
     client: reqwest::Client,
     policy: OutboundPolicy,
+    /// Connections the pool has opened (TCP, and TLS when `https`) since start-up.
+    connections_opened: Arc<AtomicU64>,
 }
 
 impl SharedHttpClient {
     /// A client allowed where `policy` allows, trusting `roots` for `https`.
     pub fn build(policy: &OutboundPolicy, roots: &TrustedRoots) -> anyhow::Result<Self> {
-        let tls = roots.client_config(&[b"h2", b"http/1.1"]).context("cannot configure TLS for the shared HTTP client")?;
+        let tls = roots.client_config(&[b"http/1.1"]).context("cannot configure TLS for the shared HTTP client")?;
+        let connections_opened = Arc::new(AtomicU64::new(0));
+        let counter = connections_opened.clone();
+        let count_connection = tower::util::MapResponseLayer::new(move |connection| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            connection
+        });
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
@@ -42,9 +51,16 @@ impl SharedHttpClient {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
             .user_agent(concat!("asynclab/", env!("CARGO_PKG_VERSION")))
+            .connector_layer(count_connection)
             .build()
             .context("cannot build the shared HTTP client")?;
-        Ok(SharedHttpClient { client, policy: policy.clone() })
+        Ok(SharedHttpClient { client, policy: policy.clone(), connections_opened })
+    }
+
+    /// Connections the pool has opened since start-up (each counted once its TCP connection,
+    /// and TLS handshake for `https`, succeeded).
+    pub fn connections_opened(&self) -> u64 {
+        self.connections_opened.load(Ordering::Relaxed)
     }
 
     /// Starts a request to `url` after checking its host against the outbound policy (an IP

@@ -1,5 +1,6 @@
-//! Integration tests: the real application on port 0 against the real PostgreSQL on
-//! 127.0.0.1:5432, a fresh database per test.
+//! Integration tests: the real application on port 0, on either store (PostgreSQL on
+//! 127.0.0.1:5432 with a fresh database per test, or SQLite in a temporary directory), against
+//! the real services the experiments use (MariaDB, Redis, OpenSSH's sshd, moto, Chromium).
 
 mod helpers;
 mod webdriver;
@@ -20,6 +21,7 @@ mod events;
 mod fanout;
 mod fanout_endpoints;
 mod fanout_load;
+mod fanout_pool;
 mod fanout_rate;
 mod fanout_requests;
 mod file_io;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::params::{BusyPollMode, FanoutParams, HttpVersion};
+use super::params::{BusyPollMode, FanoutParams, HttpVersion, PoolMode};
 use super::schedule::ArrivalSchedule;
 use super::shards::RequestIndices;
 
@@ -50,6 +50,8 @@ pub struct LoadPlan {
     pub connect_timeout: Duration,
     /// Whether worker threads busy-poll: the closed model with `busy_poll: adaptive` only.
     pub busy_poll: bool,
+    /// The fan-out's own connections on its own threads, or the service's shared client.
+    pub pool: PoolMode,
     /// Which request numbers this job sends.
     pub indices: RequestIndices,
     /// Whether this job is a shard of a sharded job (its report then carries recorded latencies).
@@ -86,6 +88,7 @@ impl LoadPlan {
             request_timeout,
             connect_timeout: params.connect_timeout_ms.map_or(request_timeout, Duration::from_millis),
             busy_poll,
+            pool: params.pool,
             indices: RequestIndices::of(params.shard),
             is_shard: params.shard.is_some(),
         }

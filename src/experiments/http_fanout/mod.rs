@@ -5,7 +5,9 @@
 //! worker task, so `max_connections` is exact. Workers run on current-thread runtimes of their
 //! own, one per core the process may use: no work stealing between threads on the hot path, and
 //! the control plane's runtime stays free. In the closed model with `busy_poll: adaptive`
-//! they busy-poll while answers keep coming ([`busy_poll`]).
+//! they busy-poll while answers keep coming ([`busy_poll`]). With `pool: shared` the workers
+//! are tasks on the control plane instead, sending through the service's shared client
+//! ([`shared_pool`]), whose connections outlive the job.
 
 pub mod breakdown;
 pub mod busy_poll;
@@ -20,6 +22,7 @@ pub mod report;
 pub mod request_spec;
 pub mod schedule;
 pub mod shards;
+pub mod shared_pool;
 pub mod tally;
 pub mod thresholds;
 pub mod worker;
@@ -39,7 +42,7 @@ use self::busy_poll::BusyPoll;
 use self::dial::Dialer;
 use self::h2::H2Connections;
 use self::load::ModelPlan;
-use self::params::{BusyPollMode, FanoutParams, HttpMethod, HttpVersion, check_url};
+use self::params::{BusyPollMode, FanoutParams, HttpMethod, HttpVersion, PoolMode, check_url};
 use self::plan::FanoutPlan;
 use self::report::{FanoutReport, LoadModel, Reporter};
 use self::schedule::{ArrivalSchedule, Pacing};
@@ -52,6 +55,7 @@ use super::{Experiment, ExperimentError};
 use crate::cpu::{CpuMeter, CpuScope};
 use crate::jobs::context::{JobContext, PROGRESS_INTERVAL};
 use crate::services::Services;
+use crate::services::http_client::SharedHttpClient;
 use crate::validation::FieldErrors;
 
 /// The experiment.
@@ -84,6 +88,7 @@ impl Experiment for HttpFanout {
             keep_alive: true,
             http_version: HttpVersion::Http1,
             busy_poll: BusyPollMode::Off,
+            pool: PoolMode::Own,
             timeout_ms: 10_000,
             thresholds: None,
             shards: None,
@@ -130,9 +135,10 @@ impl Experiment for HttpFanout {
             tally: SharedTally::new(threads, plan.labels.len()),
             request_timeout: plan.load.request_timeout,
             connect_timeout: plan.load.connect_timeout,
-            transport: match plan.load.http_version {
-                HttpVersion::Http1 => Transport::Http1 { keep_alive: plan.load.keep_alive },
-                HttpVersion::Http2 => Transport::Http2(H2Connections::new(plan.load.max_connections as usize)),
+            transport: match (plan.load.pool, plan.load.http_version) {
+                (PoolMode::Shared, _) => Transport::Shared(ctx.services().http.clone()),
+                (PoolMode::Own, HttpVersion::Http1) => Transport::Http1 { keep_alive: plan.load.keep_alive },
+                (PoolMode::Own, HttpVersion::Http2) => Transport::Http2(H2Connections::new(plan.load.max_connections as usize)),
             },
             plan,
         });
@@ -142,7 +148,12 @@ impl Experiment for HttpFanout {
             ModelPlan::Closed { .. } => None,
         };
 
-        let mut pool = spawn_worker_threads(&fanout, workers, threads, load.busy_poll, ctx.cpu());
+        let mut pool = match load.pool {
+            PoolMode::Own => spawn_worker_threads(&fanout, workers, threads, load.busy_poll, ctx.cpu()),
+            PoolMode::Shared => spawn_pooled_workers(&fanout, workers, ctx.cpu()),
+        };
+        // The shared pool counts its connections for all its users: this job's are those opened while it runs.
+        let shared_connections = SharedConnections::of(&fanout.transport);
         if let Some(schedule) = schedule.clone() {
             let fanout = fanout.clone();
             let indices = load.indices;
@@ -168,13 +179,21 @@ impl Experiment for HttpFanout {
                     Some(Err(error)) => return Err(ExperimentError::Internal(format!("a fan-out task failed: {error}"))),
                 },
                 _ = second_timer.tick() => reporter.close_second(&fanout.tally),
-                _ = progress_timer.tick() => ctx.progress(reporter.snapshot(&fanout.tally, &fanout.plan.labels)).await,
+                _ = progress_timer.tick() => {
+                    shared_connections.update(&fanout.tally);
+                    ctx.progress(reporter.snapshot(&fanout.tally, &fanout.plan.labels)).await;
+                }
             }
         }
+        shared_connections.update(&fanout.tally);
         ctx.progress(reporter.snapshot(&fanout.tally, &fanout.plan.labels)).await;
         let model = if schedule.is_some() { LoadModel::Open } else { LoadModel::Closed };
         let target_rps = schedule.as_ref().map(ArrivalSchedule::mean_rate);
-        let cpu = ctx.cpu().usage(CpuScope::DedicatedThreads);
+        let scope = match load.pool {
+            PoolMode::Own => CpuScope::DedicatedThreads,
+            PoolMode::Shared => CpuScope::SharedRuntime,
+        };
+        let cpu = ctx.cpu().usage(scope);
         let mut report = reporter.report(&fanout.tally, &fanout.plan.labels, model, target_rps, load, cpu);
         ctx.services().meters.fanout_traffic(report.requests, report.bytes_sent, report.bytes_received);
         check_thresholds(&params, &mut report)?;
@@ -234,6 +253,40 @@ fn spawn_worker_threads(
         });
     }
     pool
+}
+
+/// Starts the workers as tasks on the control plane's runtime, for `pool: shared`: the shared
+/// client's connections are driven by tasks of that runtime, which outlive the job (a worker
+/// thread's runtime would take them down with it). Each worker's polls are charged to `cpu`.
+fn spawn_pooled_workers(fanout: &Arc<Fanout>, workers: usize, cpu: &CpuMeter) -> JoinSet<Result<(), ExperimentError>> {
+    let mut pool = JoinSet::new();
+    for worker in 0..workers {
+        let fanout = fanout.clone();
+        pool.spawn(cpu.attribute(async move {
+            run_worker(fanout, worker, None).await;
+            Ok(())
+        }));
+    }
+    pool
+}
+
+/// With `pool: shared`, the shared client's connection count when the run began.
+struct SharedConnections(Option<(SharedHttpClient, u64)>);
+
+impl SharedConnections {
+    fn of(transport: &Transport) -> Self {
+        match transport {
+            Transport::Shared(client) => SharedConnections(Some((client.clone(), client.connections_opened()))),
+            _ => SharedConnections(None),
+        }
+    }
+
+    /// Sets the tally's opened connections to those the shared pool opened since the run began.
+    fn update(&self, tally: &SharedTally) {
+        if let Some((client, at_start)) = &self.0 {
+            tally.connections_opened.store(client.connections_opened().saturating_sub(*at_start), Ordering::Relaxed);
+        }
+    }
 }
 
 /// The open model's scheduler: puts each arrival on the backlog at its intended time. An arrival

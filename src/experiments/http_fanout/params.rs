@@ -103,6 +103,23 @@ pub enum BusyPollMode {
     Adaptive,
 }
 
+/// Whose connections the requests use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolMode {
+    /// The fan-out's own connections on worker threads of its own, opened for the job and
+    /// closed with it: exactly `max_connections`, the least CPU per request (the default: for
+    /// load).
+    #[default]
+    Own,
+    /// The service's shared HTTP client (HTTP/1.1), whose pooled connections outlive the job:
+    /// a later job to the same host finds them warm and opens none. Requests in flight stay
+    /// within `max_connections`, connections only about (the pool may open one more while a
+    /// used one is on its way back to it, and keeps up to 32 idle per host). For smoke checks
+    /// and probes rather than load.
+    Shared,
+}
+
 /// One stage of an open-model ramp.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +205,11 @@ pub struct FanoutParams {
     #[serde(default)]
     #[schema(inline)]
     pub busy_poll: BusyPollMode,
+    /// `own` (the fan-out's own connections, opened for the job; the default) or `shared` (the
+    /// service's pooled HTTP/1.1 client, whose connections stay warm between jobs).
+    #[serde(default)]
+    #[schema(inline)]
+    pub pool: PoolMode,
     /// Time limit for one request, from connecting to the last body byte (1 to 600,000 ms).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -360,6 +382,9 @@ impl Validate for FanoutParams {
         if let Some(connect) = self.connect_timeout_ms {
             errors.range("connect_timeout_ms", connect, 1, MAX_TIMEOUT_MS);
         }
+        if self.pool == PoolMode::Shared {
+            self.validate_shared_pool(errors);
+        }
         if let Some(thresholds) = &self.thresholds {
             let keys: Vec<String> = self.request_kinds().iter().map(RequestKind::key).collect();
             thresholds.validate(&keys, errors);
@@ -369,6 +394,19 @@ impl Validate for FanoutParams {
 }
 
 impl FanoutParams {
+    /// What the shared client cannot do: it speaks HTTP/1.1, keeps its connections, connects
+    /// within its own limit, and its tasks run on the control plane, which must not spin.
+    fn validate_shared_pool(&self, errors: &mut FieldErrors) {
+        errors.check(self.http_version == HttpVersion::Http1, "http_version", "the shared pool speaks HTTP/1.1 only; use pool: own");
+        errors.check(self.keep_alive, "keep_alive", "the shared pool always keeps its connections; use pool: own");
+        errors.check(
+            self.connect_timeout_ms.is_none(),
+            "connect_timeout_ms",
+            "the shared pool connects within its own 5 s limit; use pool: own",
+        );
+        errors.check(self.busy_poll == BusyPollMode::Off, "busy_poll", "only the fan-out's own worker threads busy-poll; use pool: own");
+    }
+
     fn validate_open_model(&self, errors: &mut FieldErrors) {
         let valid_rate = |rate: f64| rate.is_finite() && (0.0..=MAX_PER_SECOND).contains(&rate);
         if let Some(rate) = self.rate {
@@ -454,5 +492,16 @@ mod tests {
         assert_eq!(fields(&ramp), ["ramp[0].duration_ms"]);
         let closed = params(serde_json::json!({"url": "http://127.0.0.1/", "count": 1, "pool_timeout_ms": 5}));
         assert_eq!(fields(&closed), ["pool_timeout_ms"]);
+    }
+
+    #[test]
+    fn the_shared_pool_refuses_what_only_the_own_pool_does() {
+        let shared = params(serde_json::json!({"url": "http://127.0.0.1/", "count": 1, "pool": "shared"}));
+        assert!(fields(&shared).is_empty());
+        let refused = params(serde_json::json!({"url": "http://127.0.0.1/", "count": 1, "pool": "shared", "http_version": "http2",
+                                                "connect_timeout_ms": 5, "busy_poll": "adaptive"}));
+        assert_eq!(fields(&refused), ["http_version", "connect_timeout_ms", "busy_poll"]);
+        let closing = params(serde_json::json!({"url": "http://127.0.0.1/", "count": 1, "pool": "shared", "keep_alive": false}));
+        assert_eq!(fields(&closing), ["keep_alive"]);
     }
 }

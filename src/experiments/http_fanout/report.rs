@@ -84,12 +84,14 @@ pub struct FanoutReport {
     #[schema(inline)]
     pub series: Vec<SecondStats>,
     /// Connections opened over the run (more than `max_connections` only when some were lost
-    /// and reopened, or with `keep_alive` off).
+    /// and reopened, or with `keep_alive` off). With `pool: shared`, those the shared pool
+    /// opened while the run lasted (0 when it found them warm; other users of the pool count too).
     pub connections_opened: u64,
     /// The connection cap the run kept to: never more connections open at once.
     pub max_connections: u32,
     /// Request bytes written (request line, headers, body); over HTTP/2, whose headers are
-    /// compressed, the HTTP/1.1 size, an upper bound.
+    /// compressed, the HTTP/1.1 size, an upper bound. With `pool: shared`, the size the
+    /// fan-out's own client would write (the shared client adds `user-agent` and `accept`).
     pub bytes_sent: u64,
     /// Response body bytes received.
     pub bytes_received: u64,
@@ -100,7 +102,8 @@ pub struct FanoutReport {
     pub endpoints: Vec<EndpointStats>,
     /// The CPU the run used: its worker threads (all of the sending and receiving) and the
     /// job's few polls on the control plane (progress, the report). A sharded job: its shards'
-    /// sum.
+    /// sum. With `pool: shared`, the polls of its workers on the control plane only (scope
+    /// `shared_runtime`): the shared client's connection tasks are not counted.
     pub cpu: CpuUsage,
     /// Requests per CPU-second (`requests` over `cpu.total_ms`): what a load generator leaves of
     /// the machine.

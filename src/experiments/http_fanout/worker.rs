@@ -17,7 +17,9 @@ use super::http1::Connection;
 use super::plan::{FanoutPlan, RequestTemplate};
 use super::schedule::Pacing;
 use super::shards::RequestIndices;
+use super::shared_pool;
 use super::tally::{Measured, SharedTally};
+use crate::services::http_client::SharedHttpClient;
 
 /// A request to send: its number and when it was meant to start.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +104,8 @@ pub enum Transport {
     },
     /// Connections shared by the workers, a stream per request.
     Http2(H2Connections),
+    /// The service's shared client and its pool (`pool: shared`), HTTP/1.1.
+    Shared(SharedHttpClient),
 }
 
 /// Sends requests until the feed runs dry, telling `busy_poll` (its thread's) of each finished one.
@@ -188,9 +192,10 @@ fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Sends request `index` of kind `template`: over HTTP/2 on the worker's shared connection;
-/// over HTTP/1.1 on the worker's own connection, opening one (or replacing one to another
-/// endpoint, or one the server closed) first. The rare paths are boxed so the future moved for
+/// Sends request `index` of kind `template`: through the service's client with `pool: shared`;
+/// over HTTP/2 on the worker's shared connection; over HTTP/1.1 on the worker's own
+/// connection, opening one (or replacing one to another endpoint, or one the server closed)
+/// first. The rare paths are boxed so the future moved for
 /// every request stays small.
 async fn send(
     fanout: &Fanout,
@@ -201,9 +206,13 @@ async fn send(
     scratch: &mut Vec<u8>,
 ) -> Result<Response, FailureKind> {
     let target = &fanout.plan.endpoints[template.endpoint];
-    if let Transport::Http2(connections) = &fanout.transport {
-        let route = Route { endpoint: template.endpoint, target, dialer: &fanout.dialer, connect_timeout: fanout.connect_timeout };
-        return Box::pin(connections.exchange(worker, &route, &fanout.tally, template, index)).await;
+    match &fanout.transport {
+        Transport::Http2(connections) => {
+            let route = Route { endpoint: template.endpoint, target, dialer: &fanout.dialer, connect_timeout: fanout.connect_timeout };
+            return Box::pin(connections.exchange(worker, &route, &fanout.tally, template, index)).await;
+        }
+        Transport::Shared(client) => return Box::pin(shared_pool::exchange(client, target, template, index)).await,
+        Transport::Http1 { .. } => {}
     }
     let reusable = connection.as_mut().is_some_and(|open| open.endpoint == template.endpoint && open.is_reusable());
     if !reusable {
