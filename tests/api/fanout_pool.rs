@@ -74,7 +74,9 @@ async fn what_only_the_own_pool_does_is_refused_with_a_shared_pool() {
     let database = TestDatabase::new(Backend::Sqlite);
     let app = TestApp::start(&database, &[]).await;
     let base = json!({"url": "http://127.0.0.1:9/", "count": 1, "pool": "shared"});
-    for (field, value) in [("http_version", json!("http2")), ("keep_alive", json!(false)), ("busy_poll", json!("adaptive"))] {
+    for (field, value) in
+        [("http_version", json!("http2")), ("keep_alive", json!(false)), ("busy_poll", json!("adaptive")), ("busy_poll", json!("batched"))]
+    {
         let mut params = base.clone();
         params[field] = value;
         let problem = assert_problem(app.launch("http-fanout", &params).await, 422, field).await;

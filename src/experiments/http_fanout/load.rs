@@ -48,8 +48,9 @@ pub struct LoadPlan {
     pub request_timeout: Duration,
     /// Opening a connection's limit.
     pub connect_timeout: Duration,
-    /// Whether worker threads busy-poll: the closed model with `busy_poll: adaptive` only.
-    pub busy_poll: bool,
+    /// How worker threads wait for answers: `busy_poll` as given, else `batched` with the own
+    /// pool and `off` with the shared one; always `off` in the open model.
+    pub busy_poll: BusyPollMode,
     /// The fan-out's own connections on its own threads, or the service's shared client.
     pub pool: PoolMode,
     /// Which request numbers this job sends.
@@ -77,8 +78,14 @@ impl LoadPlan {
             HttpVersion::Http2 => params.concurrency.unwrap_or(params.max_connections),
         };
         let request_timeout = Duration::from_millis(params.timeout_ms);
-        // The open model keeps a schedule: spinning would only burn the CPU its scheduler needs.
-        let busy_poll = matches!(model, ModelPlan::Closed { .. }) && params.busy_poll == BusyPollMode::Adaptive;
+        // The open model keeps a schedule: pauses would delay it, spinning would only burn the
+        // CPU its scheduler needs.
+        let busy_poll = match (&model, params.busy_poll, params.pool) {
+            (ModelPlan::Open { .. }, _, _) => BusyPollMode::Off,
+            (ModelPlan::Closed { .. }, Some(mode), _) => mode,
+            (ModelPlan::Closed { .. }, None, PoolMode::Own) => BusyPollMode::Batched,
+            (ModelPlan::Closed { .. }, None, PoolMode::Shared) => BusyPollMode::Off,
+        };
         LoadPlan {
             model,
             workers: workers as usize,
@@ -119,7 +126,7 @@ mod tests {
         assert_eq!((closed.workers, closed.total()), (8, Some(2)), "HTTP/1.1 workers are capped by the connections");
         assert_eq!((closed.request_timeout, closed.connect_timeout), (Duration::from_secs(10), Duration::from_secs(10)));
         assert!(!closed.is_shard);
-        assert!(!closed.busy_poll, "the closed model sleeps between answers by default");
+        assert_eq!(closed.busy_poll, BusyPollMode::Batched, "the closed model batches answers by default");
 
         let h2 = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "http_version": "http2", "concurrency": 64,
                                          "connect_timeout_ms": 250}));
@@ -128,11 +135,15 @@ mod tests {
         let open = plan(serde_json::json!({"url": "http://127.0.0.1/", "rate": 100.0, "duration_ms": 2000, "pool_timeout_ms": 5}));
         assert_eq!(open.total(), Some(200));
         assert!(matches!(open.model, ModelPlan::Open { pool_timeout: Some(wait), .. } if wait == Duration::from_millis(5)));
-        assert!(!open.busy_poll, "the open model never spins");
+        assert_eq!(open.busy_poll, BusyPollMode::Off, "the open model never pauses");
         let spinning = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "busy_poll": "adaptive"}));
-        assert!(spinning.busy_poll);
+        assert_eq!(spinning.busy_poll, BusyPollMode::Adaptive);
+        let sleeping = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "busy_poll": "off"}));
+        assert_eq!(sleeping.busy_poll, BusyPollMode::Off);
+        let shared = plan(serde_json::json!({"url": "http://127.0.0.1/", "count": 5, "pool": "shared"}));
+        assert_eq!(shared.busy_poll, BusyPollMode::Off, "the shared pool's workers run on the control plane");
         let open_spinning =
             plan(serde_json::json!({"url": "http://127.0.0.1/", "rate": 10.0, "duration_ms": 100, "busy_poll": "adaptive"}));
-        assert!(!open_spinning.busy_poll, "the open model never spins");
+        assert_eq!(open_spinning.busy_poll, BusyPollMode::Off, "the open model never spins");
     }
 }

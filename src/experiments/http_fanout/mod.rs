@@ -4,10 +4,11 @@
 //! intended start, so a slow server cannot hide its queueing). Each connection is owned by one
 //! worker task, so `max_connections` is exact. Workers run on current-thread runtimes of their
 //! own, one per core the process may use: no work stealing between threads on the hot path, and
-//! the control plane's runtime stays free. In the closed model with `busy_poll: adaptive`
-//! they busy-poll while answers keep coming ([`busy_poll`]). With `pool: shared` the workers
-//! are tasks on the control plane instead, sending through the service's shared client
-//! ([`shared_pool`]), whose connections outlive the job.
+//! the control plane's runtime stays free. In the closed model they take answers in batches
+//! (`busy_poll: batched`, the default) or spin while answers keep coming (`busy_poll: adaptive`;
+//! see [`busy_poll`]). With `pool: shared` the workers are tasks on the control plane instead,
+//! sending through the service's shared client ([`shared_pool`]), whose connections outlive the
+//! job.
 
 pub mod breakdown;
 pub mod busy_poll;
@@ -38,7 +39,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use self::breakdown::EndpointStats;
-use self::busy_poll::BusyPoll;
+use self::busy_poll::{BusyPoll, Poller};
 use self::dial::Dialer;
 use self::h2::H2Connections;
 use self::load::ModelPlan;
@@ -87,7 +88,7 @@ impl Experiment for HttpFanout {
             connect_timeout_ms: None,
             keep_alive: true,
             http_version: HttpVersion::Http1,
-            busy_poll: BusyPollMode::Off,
+            busy_poll: None,
             pool: PoolMode::Own,
             timeout_ms: 10_000,
             thresholds: None,
@@ -207,14 +208,14 @@ fn worker_threads(workers: usize) -> usize {
 }
 
 /// Starts the workers on `threads` current-thread runtimes, each on an OS thread of its own;
-/// worker `w` runs on thread `w mod threads`. With `busy_poll`, each thread polls for I/O while
-/// answers keep coming ([`BusyPoll`]). The threads' CPU is charged to `cpu`. Dropping the
+/// worker `w` runs on thread `w mod threads`. Each thread waits for answers as `busy_poll` and
+/// its worker count ask ([`Poller::of`]). The threads' CPU is charged to `cpu`. Dropping the
 /// returned set stops them all.
 fn spawn_worker_threads(
     fanout: &Arc<Fanout>,
     workers: usize,
     threads: usize,
-    busy_poll: bool,
+    busy_poll: BusyPollMode,
     cpu: &CpuMeter,
 ) -> JoinSet<Result<(), ExperimentError>> {
     let mut pool = JoinSet::new();
@@ -225,7 +226,8 @@ fn spawn_worker_threads(
         pool.spawn(async move {
             let ran = run_on_own_thread(&name, &cpu.clone(), move |stop| {
                 run_tokio(tokio::runtime::Builder::new_current_thread(), &cpu, stop, async move {
-                    let poll = busy_poll.then(|| Arc::new(BusyPoll::default()));
+                    let poller = Poller::of(busy_poll, (thread..workers).step_by(threads).len());
+                    let poll = poller.map(|_| Arc::new(BusyPoll::default()));
                     let mut local = JoinSet::new();
                     for worker in (thread..workers).step_by(threads) {
                         local.spawn(run_worker(fanout.clone(), worker, poll.clone()));
@@ -238,10 +240,10 @@ fn spawn_worker_threads(
                         }
                         Ok(())
                     };
-                    match poll {
-                        Some(poll) => tokio::select! {
+                    match poll.zip(poller) {
+                        Some((poll, poller)) => tokio::select! {
                             finished = all_finished => finished,
-                            () = poll.spin() => unreachable!("the spinner never ends"),
+                            () = poll.run(poller) => unreachable!("the poller never ends"),
                         },
                         None => all_finished.await,
                     }
