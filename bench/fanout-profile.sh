@@ -7,13 +7,13 @@
 # (`perf record`, from a second into the job, once its worker threads exist). Installs nginx and
 # perf when missing; needs root for the tracepoints.
 #
-# Settings (environment): BUSY_POLL ("off adaptive"), SECONDS_PER_RUN (8), CONNECTIONS (64),
+# Settings (environment): BUSY_POLL ("batched off adaptive"), SECONDS_PER_RUN (8), CONNECTIONS (64),
 # PORT (18080), NGINX_PORT (18090), TOP (15 symbols).
 set -euo pipefail
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
 CONNECTIONS=${CONNECTIONS:-64}
-BUSY_POLL=${BUSY_POLL:-off adaptive}
+BUSY_POLL=${BUSY_POLL:-batched off adaptive}
 PORT=${PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18090}
 TOP=${TOP:-15}
@@ -41,7 +41,7 @@ taskset -a -pc 1 "$server_pid" >/dev/null
 start_nginx
 log "$(perf --version); generator on CPU 1, nginx on CPU 0; ${CONNECTIONS} connections, ${SECONDS_PER_RUN} s per job"
 
-events=task-clock,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_sched_yield
+events=task-clock,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_sched_yield,syscalls:sys_enter_clock_nanosleep
 for mode in $BUSY_POLL; do
     log "busy_poll: $mode"
     # The job's worker threads start with it, and perf attaches to the threads that exist: both

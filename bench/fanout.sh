@@ -10,11 +10,12 @@
 # counted, control plane included). The summary gives the median of the rounds with their
 # spread (min-max) as a Markdown table ready for the README.
 #
-# asynclab runs once per BUSY_POLL mode, as `asynclab-off` (`busy_poll: off`, the default) and
-# `asynclab-adaptive` (the worker threads spin while answers keep coming), so the default can be
-# judged by its requests per CPU-second as well as its rate.
+# asynclab runs once per BUSY_POLL mode, as `asynclab-batched` (`busy_poll: batched`, the
+# default: short pauses, then every ready answer at once), `asynclab-off` (sleep until a socket is
+# ready) and `asynclab-adaptive` (spin while answers keep coming), so the default can be judged by
+# its requests per CPU-second as well as its rate.
 #
-# Settings (environment): BUSY_POLL ("off adaptive"), SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (5: tools alternate; 0: none, only the open model and memory),
+# Settings (environment): BUSY_POLL ("batched off adaptive"), SECONDS_PER_RUN (10), CONNECTIONS (64), ROUNDS (5: tools alternate; 0: none, only the open model and memory),
 # OPEN_RATE (20000), MEMORY_COUNTS ("1000000 10000000"), PORT (18080), TARGET_PORT (18091),
 # NGINX_PORT (18090), OPEN_CONNECTIONS (CONNECTIONS), OHA_VERSION (~1.16, the version cargo
 # installs when oha is missing). MEMORY_COUNTS= (empty) skips the memory runs.
@@ -24,7 +25,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-5}
 OHA_VERSION=${OHA_VERSION:-~1.16}
-BUSY_POLL=${BUSY_POLL:-off adaptive}
+BUSY_POLL=${BUSY_POLL:-batched off adaptive}
 OPEN_RATE=${OPEN_RATE:-20000}
 OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-$CONNECTIONS}
 MEMORY_COUNTS=${MEMORY_COUNTS-"1000000 10000000"}
@@ -152,7 +153,8 @@ non_2xx = sum(n for code, n in r["status_counts"].items() if not 200 <= int(code
 print(sys.argv[2], sys.argv[4], r["achieved_rps"], r["latency"]["p50_ms"], r["latency"]["p99_ms"], r["requests"],
       sum(r["error_counts"].values()), non_2xx, sys.argv[3])
 PY
-    json "'      (the job alone: %.2f CPU-s on %d threads, %.0f req/CPU-s)' % (d['result']['cpu']['total_ms'] / 1000, d['result']['cpu']['threads'], d['result']['requests_per_cpu_second'])" <"$out"
+    # Printed under the run's line, once it is recorded.
+    json "'      (the job alone: %.2f CPU-s on %d threads, %.0f req/CPU-s)' % (d['result']['cpu']['total_ms'] / 1000, d['result']['cpu']['threads'], d['result']['requests_per_cpu_second'])" <"$out" >"$workdir/job_line"
 }
 
 print_machine
@@ -169,12 +171,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
         if [[ $target == nginx ]]; then url="http://127.0.0.1:${NGINX_PORT}/"; else url="http://127.0.0.1:${TARGET_PORT}/targets/hello/1"; fi
         for tool in wrk oha $BUSY_POLL; do
             : >"$workdir/line"
+            : >"$workdir/job_line"
             case $tool in
                 wrk | oha) "run_$tool" "$target" "$url" ;;
                 *) run_asynclab "$target" "$url" "$tool" ;;
             esac
             read -r t name rps p50 p99 requests errors non_2xx cpu_s <"$workdir/line"
             record "$t" "$name" "$rps" "$p50" "$p99" "$requests" "$errors" "$non_2xx" "$cpu_s"
+            cat "$workdir/job_line"
         done
     done
 done
