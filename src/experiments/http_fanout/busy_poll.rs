@@ -76,8 +76,10 @@ pub fn next_pause(pause: Duration, answered: u64, workers: u64) -> Duration {
 }
 
 /// One worker thread's polling state, shared by the thread's workers and its poller.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BusyPoll {
+    /// How the thread polls.
+    poller: Poller,
     /// Requests finished on the thread.
     finished: AtomicU64,
     /// The poller is waiting for [`BusyPoll::finished`] to move.
@@ -86,6 +88,11 @@ pub struct BusyPoll {
 }
 
 impl BusyPoll {
+    /// The state of a thread that polls as `poller`.
+    pub fn new(poller: Poller) -> Self {
+        BusyPoll { poller, finished: AtomicU64::new(0), asleep: AtomicBool::new(false), wake: Notify::new() }
+    }
+
     /// Notes a finished request: a sleeping poller starts again.
     pub fn request_finished(&self) {
         self.finished.fetch_add(1, Ordering::Relaxed);
@@ -111,9 +118,9 @@ impl BusyPoll {
         self.asleep.store(false, Ordering::Relaxed);
     }
 
-    /// Runs `poller` on the thread's runtime, beside its workers, until dropped.
-    pub async fn run(&self, poller: Poller) {
-        match poller {
+    /// Runs the thread's poller on its runtime, beside its workers, until dropped.
+    pub async fn run(&self) {
+        match self.poller {
             Poller::Spin => self.spin().await,
             Poller::Batch { workers } => self.batch(workers as u64).await,
         }
@@ -192,10 +199,10 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn spins_while_requests_finish_and_sleeps_after_the_window() {
-        let poll = Arc::new(BusyPoll::default());
+        let poll = Arc::new(BusyPoll::new(Poller::Spin));
         let spinner = tokio::spawn({
             let poll = poll.clone();
-            async move { poll.run(Poller::Spin).await }
+            async move { poll.run().await }
         });
         turns(10).await;
         assert!(!poll.is_asleep(), "within the window it spins");
@@ -217,10 +224,10 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn batching_sleeps_after_a_pause_without_answers_until_one_comes() {
-        let poll = Arc::new(BusyPoll::default());
+        let poll = Arc::new(BusyPoll::new(Poller::Batch { workers: 64 }));
         let batcher = tokio::spawn({
             let poll = poll.clone();
-            async move { poll.run(Poller::Batch { workers: 64 }).await }
+            async move { poll.run().await }
         });
         until_asleep_is(&poll, true).await;
         poll.request_finished();

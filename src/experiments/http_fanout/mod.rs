@@ -226,10 +226,10 @@ fn spawn_worker_threads(
         pool.spawn(async move {
             let ran = run_on_own_thread(&name, &cpu.clone(), move |stop| {
                 run_tokio(tokio::runtime::Builder::new_current_thread(), &cpu, stop, async move {
-                    let poller = Poller::of(busy_poll, (thread..workers).step_by(threads).len());
-                    let poll = poller.map(|_| Arc::new(BusyPoll::default()));
+                    let on_this_thread = (thread..workers).step_by(threads);
+                    let poll = Poller::of(busy_poll, on_this_thread.len()).map(|poller| Arc::new(BusyPoll::new(poller)));
                     let mut local = JoinSet::new();
-                    for worker in (thread..workers).step_by(threads) {
+                    for worker in on_this_thread {
                         local.spawn(run_worker(fanout.clone(), worker, poll.clone()));
                     }
                     let all_finished = async move {
@@ -240,10 +240,10 @@ fn spawn_worker_threads(
                         }
                         Ok(())
                     };
-                    match poll.zip(poller) {
-                        Some((poll, poller)) => tokio::select! {
+                    match poll {
+                        Some(poll) => tokio::select! {
                             finished = all_finished => finished,
-                            () = poll.run(poller) => unreachable!("the poller never ends"),
+                            () = poll.run() => unreachable!("the poller never ends"),
                         },
                         None => all_finished.await,
                     }
